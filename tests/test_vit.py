@@ -1,0 +1,201 @@
+"""Tests for vit.py: each one fails if the piece it names were wrong."""
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+
+import vit
+
+
+def test_patchify_layout_and_round_trip():
+    x = torch.rand(2, 3, 16, 24)
+    p = 8
+    tok = vit.patchify(x, p)
+    assert tok.shape == (2, 6, 8 * 8 * 3)
+    # token n = row n // w, column n % w; inside a token (row, col, channel)
+    n, w = 4, 3
+    r, c = n // w, n % w
+    patch = x[1, :, r * p:(r + 1) * p, c * p:(c + 1) * p]          # (3, p, p)
+    assert torch.equal(tok[1, n], patch.permute(1, 2, 0).reshape(-1))
+    assert torch.equal(vit.unpatchify(tok, p, 2, 3), x)
+
+
+def test_normalize_patches_and_masked_mse():
+    t = torch.rand(2, 5, 12)
+    z = vit.normalize_patches(t)
+    ref = (t - t.mean(-1, keepdim=True)) / torch.sqrt(t.var(-1, unbiased=True, keepdim=True) + 1e-6)
+    assert torch.allclose(z, ref, atol=1e-6)
+    pred, mask = torch.zeros(2, 5, 12), torch.tensor([[1, 0, 0, 1, 0], [0, 0, 0, 0, 1.0]])
+    loss = vit.masked_mse(pred, t, mask)
+    want = sum((t[b, n] ** 2).mean() for b, n in [(0, 0), (0, 3), (1, 4)]) / 3
+    assert torch.allclose(loss, want)
+    pred2 = pred.clone()
+    pred2[0, 1] += 5.0                                            # a kept token: no effect
+    assert torch.equal(vit.masked_mse(pred2, t, mask), loss)
+
+
+@pytest.mark.parametrize("N,ratio,keep", [(64, 0.95, 3), (100, 0.9, 10), (196, 0.75, 49), (16, 0.0, 16)])
+def test_random_masking_counts_and_restore(N, ratio, keep):
+    g = torch.Generator().manual_seed(0)
+    ids_keep, ids_restore, mask = vit.random_masking(4, N, ratio, generator=g)
+    assert ids_keep.shape == (4, keep)
+    assert torch.equal(mask.sum(1), torch.full((4,), float(N - keep)))
+    for b in range(4):                                            # kept ids are exactly the mask == 0 positions
+        assert set(ids_keep[b].tolist()) == set(torch.nonzero(mask[b] == 0).flatten().tolist())
+    # ids_restore inverts the shuffle: [kept, removed] gathered with it is token order
+    x = torch.arange(N).float().expand(4, N)[..., None]           # (B, N, 1) token index as value
+    # ids_shuffle (recovered from ids_restore) starts with the kept ids
+    ids_shuffle = torch.argsort(ids_restore, dim=1)
+    shuffled = vit.gather_tokens(x, ids_shuffle)
+    assert torch.equal(vit.gather_tokens(shuffled, ids_restore), x)
+    assert torch.equal(ids_shuffle[:, :keep], ids_keep)
+    if keep < N:                                                  # every sample gets its own mask
+        assert not torch.equal(mask[0], mask[1])
+
+
+def test_random_masking_noise_is_deterministic_and_bad_ratio_raises():
+    noise = torch.rand(3, 10)
+    a = vit.random_masking(3, 10, 0.5, noise=noise)
+    b = vit.random_masking(3, 10, 0.5, noise=noise.clone())
+    assert all(torch.equal(u, v) for u, v in zip(a, b))
+    assert torch.equal(a[0].sort(1).values, noise.argsort(1)[:, :5].sort(1).values)  # smallest noise is kept
+    for bad in (1.0, -0.1, 0.99):
+        with pytest.raises(ValueError, match="mask ratio"):
+            vit.random_masking(2, 10, bad)
+
+
+def test_restore_tokens_puts_visible_back_and_fills_mask_token():
+    B, N, D = 2, 8, 4
+    x = torch.randn(B, N, D)
+    ids_keep, ids_restore, mask = vit.random_masking(B, N, 0.5, generator=torch.Generator().manual_seed(1))
+    tok = torch.full((1, 1, D), 7.0)
+    full = vit.restore_tokens(vit.gather_tokens(x, ids_keep), ids_restore, tok)
+    keep = mask == 0
+    assert torch.equal(full[keep], x[keep])
+    assert torch.all(full[~keep] == 7.0)
+
+
+def sincos_reference(pos, dim):
+    out = []
+    for q in pos:
+        row = [math.sin(q / 10000 ** (i / (dim / 2))) for i in range(dim // 2)]
+        row += [math.cos(q / 10000 ** (i / (dim / 2))) for i in range(dim // 2)]
+        out.append(row)
+    return torch.tensor(out)
+
+
+def test_sincos_2d_closed_form():
+    h, w, D = 3, 5, 16
+    pe = vit.sincos_pos_2d(h, w, D)
+    assert pe.shape == (h * w, D)
+    for n in range(h * w):
+        r, c = n // w, n % w
+        # first half rows: omega_i = 1 / 10000^(i / (D/4))
+        for i in range(D // 4):
+            om = 1 / 10000 ** (i / (D / 4))
+            assert pe[n, i].item() == pytest.approx(math.sin(r * om), abs=1e-6)
+            assert pe[n, D // 4 + i].item() == pytest.approx(math.cos(r * om), abs=1e-6)
+            assert pe[n, D // 2 + i].item() == pytest.approx(math.sin(c * om), abs=1e-6)
+            assert pe[n, 3 * D // 4 + i].item() == pytest.approx(math.cos(c * om), abs=1e-6)
+    with pytest.raises(ValueError):
+        vit.sincos_pos_2d(2, 2, 10)
+
+
+def test_sincos_3d_closed_form():
+    t, h, w, D = 2, 3, 4, 32
+    pe = vit.sincos_pos_3d(t, h, w, D)
+    assert pe.shape == (t * h * w, D)
+    dt, ds = D // 4, 3 * D // 8
+    for n in [0, 5, 13, 23]:
+        ti, r, c = n // (h * w), (n % (h * w)) // w, n % w
+        assert torch.allclose(pe[n, :dt], sincos_reference([ti], dt)[0], atol=1e-6)
+        assert torch.allclose(pe[n, dt:dt + ds], sincos_reference([r], ds)[0], atol=1e-6)
+        assert torch.allclose(pe[n, dt + ds:], sincos_reference([c], ds)[0], atol=1e-6)
+    # same spatial place in both time slots differs only in the time channels
+    assert torch.equal(pe[1, dt:], pe[h * w + 1, dt:]) and not torch.equal(pe[1, :dt], pe[h * w + 1, :dt])
+
+
+def test_attention_matches_manual_softmax():
+    torch.manual_seed(0)
+    att = vit.Attention(16, heads=4)
+    x, ctx = torch.randn(2, 5, 16), torch.randn(2, 7, 16)
+    for context in (None, ctx):
+        kv_in = x if context is None else ctx
+        q = att.q(x).view(2, 5, 4, 4).transpose(1, 2)
+        k, v = att.kv(kv_in).chunk(2, dim=-1)
+        k = k.reshape(2, -1, 4, 4).transpose(1, 2)
+        v = v.reshape(2, -1, 4, 4).transpose(1, 2)
+        a = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(4), dim=-1)
+        ref = att.proj((a @ v).transpose(1, 2).reshape(2, 5, 16))
+        assert torch.allclose(att(x, context), ref, atol=1e-5)
+
+
+def test_crossblock_reads_context_and_block_order():
+    torch.manual_seed(0)
+    blk = vit.CrossBlock(16, 4)
+    x, ctx = torch.randn(2, 5, 16), torch.randn(2, 7, 16)
+    assert not torch.allclose(blk(x, ctx), blk(x, torch.randn(2, 7, 16)))  # (a shift would be normed away)
+    # cross -> MLP -> self, each pre-norm with a residual
+    y = x + blk.cross(blk.norm_q(x), blk.norm_kv(ctx))
+    y = y + blk.mlp(blk.norm2(y))
+    y = y + blk.attn(blk.norm3(y))
+    assert torch.allclose(blk(x, ctx), y, atol=1e-6)
+    only_cross = vit.CrossBlock(16, 4, self_attn=False)
+    assert only_cross.attn is None
+    y = x + only_cross.cross(only_cross.norm_q(x), only_cross.norm_kv(ctx))
+    assert torch.allclose(only_cross(x, ctx), y + only_cross.mlp(only_cross.norm2(y)), atol=1e-6)
+
+
+def test_vit_ids_keep_keeps_positions():
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 32, 32)
+    model = vit.ViT(img_size=32, patch=8, dim=32, depth=2, heads=4)
+    ids_keep, _, _ = vit.random_masking(2, 16, 0.75, generator=torch.Generator().manual_seed(0))
+    # tokens are positioned before the gather: kept tokens carry their own position
+    assert torch.allclose(model.embed(x, ids_keep), vit.gather_tokens(model.embed(x), ids_keep))
+    full, part = model(x), model(x, ids_keep)
+    assert full.shape == (2, 17, 32) and part.shape == (2, 5, 32)
+    # with blocks, attention over fewer tokens changes the output ...
+    assert not torch.allclose(part[:, 1:], vit.gather_tokens(full[:, 1:], ids_keep), atol=1e-4)
+    # ... without blocks the per-token path is identical
+    model.blocks = nn.ModuleList()
+    assert torch.allclose(model(x, ids_keep)[:, 1:], vit.gather_tokens(model(x)[:, 1:], ids_keep), atol=1e-6)
+
+
+def test_vit_other_grid_and_bad_input():
+    model = vit.ViT(img_size=32, patch=8, dim=32, depth=1, heads=4)
+    assert model(torch.rand(1, 3, 16, 40)).shape == (1, 1 + 2 * 5, 32)
+    for bad in (torch.rand(3, 32, 32), torch.rand(1, 3, 30, 32), torch.rand(1, 4, 32, 32)):
+        with pytest.raises(ValueError, match="divisible by patch=8"):
+            model(bad)
+    with pytest.raises(ValueError, match="float"):
+        model(torch.zeros(1, 3, 32, 32, dtype=torch.uint8))
+
+
+def test_mae_initialization():
+    torch.manual_seed(0)
+    model = vit.ViT(img_size=32, patch=8, dim=64, depth=2, heads=4)
+    lin = model.blocks[0].mlp.fc1
+    bound = math.sqrt(6 / (lin.in_features + lin.out_features))
+    assert lin.weight.abs().max() <= bound and lin.weight.abs().max() > 0.9 * bound
+    assert torch.all(lin.bias == 0)
+    assert torch.all(model.norm.weight == 1) and torch.all(model.norm.bias == 0)
+    w = model.patch_embed.proj.weight.view(64, -1)
+    assert w.abs().max() <= math.sqrt(6 / (64 + w.shape[1]))
+    assert 0.01 < model.cls_token.std() < 0.03
+    # fixed positions are not parameters and not in the state dict
+    assert "pos_embed" not in model.state_dict()
+    assert all("pos_embed" not in n for n, _ in model.named_parameters())
+
+
+def test_tube_embed_shape_and_order():
+    emb = vit.TubeEmbed(patch=8, dim=16, tubelet=2)
+    x = torch.rand(2, 4, 3, 16, 24)
+    out = emb(x)
+    assert out.shape == (2, 2 * 6, 16)
+    # time slot 1 depends only on frames 2-3
+    x2 = x.clone()
+    x2[:, 2:] += 1
+    out2 = emb(x2)
+    assert torch.allclose(out[:, :6], out2[:, :6]) and not torch.allclose(out[:, 6:], out2[:, 6:])
