@@ -1,0 +1,638 @@
+"""Data: a toy video world with ground truth, a real-video reader, augmentation, loaders.
+
+The toy world lets a laptop show in minutes what each method learns.
+
+* Noise square (RVM paper, Sec. 4.4, Fig. 6): a static white-noise background and
+  a square of *another* white noise sliding rigidly over it. Background and
+  square texels are i.i.d. uniform [0, 1], so every frame on its own is pure
+  noise: no single-frame statistic tells square from background. Only motion
+  gives the square away. A frame model (SiamMAE, ViC-MAE) cannot segment it;
+  a model that integrates time (RVM, SIGMA's tubes) can.
+* Moving shapes: textured squares, discs and triangles gliding over a textured
+  background in a fixed depth order, with instance masks of the visible
+  object per pixel: the toy world's "DAVIS" for label propagation.
+
+Real data: `read_video` reads video files and folders of frames via imageio;
+`VideoFolder` turns a directory of them into clips.
+
+Datasets are endless and every item is a pure function of (seed, index): it
+has its own `torch.Generator`, so the same item comes out on any rank, in any
+worker, in any order. `make_loader` maps (step, rank) to indices, so the whole
+state of the data stream is the step number (exact resume, DDP == one process).
+"""
+
+import math
+import re
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+DIRECTIONS = list(range(0, 360, 45))  # motion classes in degrees, image coords: 0 right, 90 down
+VIDEO_EXTS = (".mp4", ".webm", ".avi", ".mov", ".mkv", ".gif")
+IMAGE_EXTS = (".jpg", ".jpeg", ".png")  # frames of a frame folder, and still images
+SHAPE_KINDS = ("square", "disc", "triangle")
+ENDLESS = 2**31 - 1  # __len__ of every dataset here: any index >= 0 is a valid item
+
+
+# -----------------------------------------------------------------------------
+# randomness helpers: everything draws from an explicit torch.Generator
+
+def _generator(seed):
+    return torch.Generator().manual_seed(int(seed) % 2**63)
+
+
+def _item_generator(seed, index, salt=0):
+    # one stream per (seed, index); `salt` gives a wrapper (Mixed) a stream
+    # independent of the wrapped dataset's even when both use the same seed
+    return _generator(seed * 1_000_003 + index + salt * 1_000_000_007_000)
+
+
+def _uniform(g, lo, hi):
+    return lo + (hi - lo) * torch.rand((), generator=g).item()
+
+
+def _randint(g, n):
+    return int(torch.randint(n, (), generator=g))
+
+
+def _new_seed(g):
+    return _randint(g, 2**62)
+
+
+def _noise(channels, n, grain, g):
+    """i.i.d. uniform [0, 1] texels of grain x grain pixels, cropped to n x n."""
+    cells = -(-n // grain)  # ceil
+    x = torch.rand(channels, cells, cells, generator=g)
+    x = x.repeat_interleave(grain, 1).repeat_interleave(grain, 2)  # (C, cells*grain, cells*grain)
+    return x[:, :n, :n]  # (C, n, n)
+
+
+def _fold(p, length):
+    """Where a point moving freely to p lands when it bounces between walls at 0 and length."""
+    if length == 0:
+        return 0.0
+    p = p % (2 * length)  # a bounce trajectory is periodic with period 2 * length
+    return p if p <= length else 2 * length - p
+
+
+def _round(p):
+    return int(math.floor(p + 0.5))  # half up, not Python's banker's rounding
+
+
+# -----------------------------------------------------------------------------
+# noise square (RVM Sec. 4.4, Fig. 6)
+
+def noise_square_video(T=16, size=64, square=16, angle=0.0, speed=2.0, grain=1, color=False,
+                       boundary="bounce", seed=0, start=None):
+    """A white-noise square moving over a static white-noise background.
+
+    angle: degrees, 0 = right, 90 = down. speed: pixels per frame; the square's
+    top-left follows start + t * velocity exactly and is rounded to whole
+    pixels each frame, with its texture rigidly attached. grain: texel side in
+    pixels. color: independent noise per channel (else grey). boundary:
+    "bounce" reflects the velocity at the borders, "wrap" is a torus (the square
+    re-enters on the other side). start: (y, x) top-left, or None for random.
+    Returns video (T, 3, H, W) float32 in [0, 1] and mask (T, H, W) bool.
+    """
+    if T < 1:
+        raise ValueError(f"T must be >= 1; got {T}")
+    if not 0 < square < size:
+        raise ValueError(f"square must be in [1, size={size}); got {square}")
+    if grain < 1 or size % grain or square % grain:
+        raise ValueError(f"grain={grain} must divide size={size} and square={square}")
+    if boundary not in ("bounce", "wrap"):
+        raise ValueError(f"boundary must be 'bounce' or 'wrap'; got {boundary!r}")
+    g = _generator(seed)
+    channels = 3 if color else 1
+    background = _noise(channels, size, grain, g)  # (C, H, W)
+    texture = _noise(channels, square, grain, g)  # (C, S, S), same distribution: frames are pure noise
+    room = size - square  # top-left positions 0..room keep the square inside
+    if start is None:
+        start = (_uniform(g, 0, room), _uniform(g, 0, room))
+    vy, vx = speed * math.sin(math.radians(angle)), speed * math.cos(math.radians(angle))
+
+    video = background.expand(T, -1, -1, -1).clone()  # (T, C, H, W)
+    mask = torch.zeros(T, size, size, dtype=torch.bool)
+    offsets = torch.arange(square)
+    for t in range(T):
+        y, x = start[0] + t * vy, start[1] + t * vx
+        if boundary == "bounce":
+            y, x = _round(_fold(y, room)), _round(_fold(x, room))
+        else:
+            y, x = _round(y) % size, _round(x) % size
+        rows = ((y + offsets) % size)[:, None]  # % size: under "wrap" the square spills over the edge
+        cols = ((x + offsets) % size)[None, :]
+        video[t, :, rows, cols] = texture
+        mask[t, rows, cols] = True
+    video = video.expand(-1, 3, -1, -1).contiguous()  # (T, 3, H, W); grey: same value on 3 channels
+    return video, mask
+
+
+def noise_square_paper(T=16, size=64, seed=0):
+    """The RVM paper's demo: a square of half the frame's side, centred vertically,
+    moving right and wrapping so that it crosses the whole width once over the clip."""
+    square = size // 2
+    return noise_square_video(T=T, size=size, square=square, angle=0.0, speed=size / T,
+                              boundary="wrap", seed=seed, start=((size - square) / 2, 0.0))
+
+
+# -----------------------------------------------------------------------------
+# moving shapes: the toy world's DAVIS
+
+def _shape_alpha(kind, s):
+    yy, xx = torch.meshgrid(torch.arange(s) + 0.5, torch.arange(s) + 0.5, indexing="ij")  # pixel centres
+    if kind == "square":
+        return torch.ones(s, s, dtype=torch.bool)
+    if kind == "disc":
+        return (yy - s / 2) ** 2 + (xx - s / 2) ** 2 <= (s / 2) ** 2
+    return (xx - s / 2).abs() <= yy / 2  # triangle: apex at the top centre, base on the bottom row
+
+
+def _random_shape(size, g):
+    kind = SHAPE_KINDS[_randint(g, len(SHAPE_KINDS))]
+    s = size // 6 + _randint(g, size // 3 - size // 6 + 1)  # side of its bounding box
+    colour = torch.rand(3, 1, 1, generator=g)
+    texture = (colour + 0.4 * (_noise(3, s, 2, g) - 0.5)).clamp(0, 1)  # (3, s, s): texture to track
+    angle, speed = _uniform(g, 0, 2 * math.pi), _uniform(g, 0.5, 2.0)
+    return dict(alpha=_shape_alpha(kind, s), texture=texture, side=s,
+                start=(_uniform(g, 0, size - s), _uniform(g, 0, size - s)),
+                velocity=(speed * math.sin(angle), speed * math.cos(angle)))
+
+
+def _render_shapes(background, shapes, T):
+    size = background.shape[-1]
+    video = background.expand(T, -1, -1, -1).clone()  # (T, 3, H, W)
+    ids = torch.zeros(T, size, size, dtype=torch.int64)
+    for t in range(T):
+        for k, sh in enumerate(shapes, start=1):  # back to front: later shapes occlude earlier ones
+            s, room = sh["side"], size - sh["side"]
+            y = _round(_fold(sh["start"][0] + t * sh["velocity"][0], room))
+            x = _round(_fold(sh["start"][1] + t * sh["velocity"][1], room))
+            box = (slice(y, y + s), slice(x, x + s))
+            video[t, :, box[0], box[1]] = torch.where(sh["alpha"], sh["texture"], video[t, :, box[0], box[1]])
+            ids[t, box[0], box[1]] = torch.where(sh["alpha"], k, ids[t, box[0], box[1]])
+    return video, ids
+
+
+def shapes_video(T=16, size=64, n_shapes=3, seed=0, min_visible=0.25, tries=50):
+    """Textured shapes moving at constant velocity (bouncing at the borders) over a
+    textured background, occluding each other in a fixed depth order.
+
+    Layouts are redrawn (up to `tries` times, deterministically) until every
+    shape shows at least `min_visible` of its area in every frame; otherwise the
+    most visible layout is kept. Returns video (T, 3, H, W) float32 in [0, 1]
+    and instance_mask (T, H, W) int64: 0 background, 1..n_shapes front-most object.
+    """
+    if T < 1 or n_shapes < 1 or size < 16:
+        raise ValueError(f"need T >= 1, n_shapes >= 1, size >= 16; got T={T}, n_shapes={n_shapes}, size={size}")
+    g = _generator(seed)
+    smooth = F.interpolate(torch.rand(1, 3, 4, 4, generator=g), size=(size, size), mode="bilinear")[0]  # (3, H, W)
+    background = (0.2 + 0.6 * smooth + 0.3 * (_noise(3, size, 2, g) - 0.5)).clamp(0, 1)
+    best, best_visible = None, -1.0
+    for _ in range(tries):
+        shapes = [_random_shape(size, g) for _ in range(n_shapes)]
+        video, ids = _render_shapes(background, shapes, T)
+        frame_of = torch.arange(T)[:, None, None] * (n_shapes + 1)  # count ids per frame in one bincount
+        counts = torch.bincount((ids + frame_of).flatten(), minlength=T * (n_shapes + 1)).view(T, n_shapes + 1)
+        areas = torch.tensor([sh["alpha"].sum().item() for sh in shapes])
+        visible = (counts[:, 1:] / areas).min().item()  # worst visible fraction over shapes and frames
+        if visible > best_visible:
+            best, best_visible = (video, ids), visible
+        if visible >= min_visible:
+            break
+    return best
+
+
+def shapes_image(size=64, n_shapes=3, seed=0):
+    """A still of the shapes world: image (3, H, W) and instance_mask (H, W)."""
+    video, ids = shapes_video(T=1, size=size, n_shapes=n_shapes, seed=seed)
+    return video[0], ids[0]
+
+
+# -----------------------------------------------------------------------------
+# reading real videos and images
+
+def _natural_key(path):
+    # "frame10.png" sorts after "frame9.png": digit runs compare as numbers
+    return [int(s) if s.isdigit() else s.lower() for s in re.split(r"(\d+)", path.name)]
+
+
+def _first_line(err):
+    # imageio's ffmpeg errors carry the whole ffmpeg banner; the first line says what went wrong
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _to_rgb(frame, path):
+    """(H, W[, C]) array of any imageio dtype -> (3, H, W) float32 in [0, 1]."""
+    x = np.asarray(frame)
+    if x.dtype == np.uint8:
+        x = x.astype(np.float32) / 255
+    elif x.dtype == np.uint16:
+        x = x.astype(np.float32) / 65535
+    else:
+        x = x.astype(np.float32)  # bool or float frames are taken to be in [0, 1] already
+    if x.ndim == 2:
+        x = x[..., None]
+    if x.ndim != 3 or x.shape[-1] not in (1, 2, 3, 4):
+        raise ValueError(f"{path}: expected an (H, W) or (H, W, 1-4) frame; got shape {np.shape(frame)}")
+    if x.shape[-1] in (2, 4):
+        x = x[..., :-1]  # drop alpha (grey+alpha, RGBA)
+    if x.shape[-1] == 1:
+        x = np.repeat(x, 3, axis=-1)  # grey -> RGB
+    return torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1).clamp(0, 1)  # (3, H, W)
+
+
+def _pair(size):
+    return (size, size) if isinstance(size, int) else tuple(size)
+
+
+def _interp(x, hw):
+    """Bilinear antialiased resize of (..., C, H, W) to hw."""
+    H, W = x.shape[-2:]
+    if (H, W) == tuple(hw):
+        return x
+    shrink = hw[0] < H or hw[1] < W  # antialiasing only matters when shrinking, and costs ~4x
+    y = F.interpolate(x.reshape(-1, *x.shape[-3:]), size=tuple(hw), mode="bilinear", antialias=shrink)
+    return y.clamp(0, 1).reshape(*x.shape[:-2], *y.shape[-2:])  # clamp: float round-off may step outside [0, 1]
+
+
+def _resize(x, size):
+    """int: shorter side to `size`, then centre crop size x size; (H, W): resize to exactly that."""
+    if not isinstance(size, int):
+        return _interp(x, size)
+    H, W = x.shape[-2:]
+    h, w = max(size, round(H * size / min(H, W))), max(size, round(W * size / min(H, W)))
+    top, left = (h - size) // 2, (w - size) // 2
+    return _interp(x, (h, w))[..., top:top + size, left:left + size]
+
+
+def read_image(path, size=None):
+    """Image file -> (3, H, W) float32 in [0, 1]; `size` as in read_video."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no image file at {path}")
+    try:
+        frame = iio.imread(path, index=0, plugin="pillow")  # pillow reads jpg/png; no fallbacks to guess with
+    except Exception as e:  # imageio raises OSError, ValueError, ... depending on the backend
+        raise ValueError(f"cannot read image {path}: {_first_line(e)}") from e
+    image = _to_rgb(frame, path)
+    return image if size is None else _resize(image, size)
+
+
+def read_video(path, size=None, max_frames=None, min_frames=None):
+    """Video file (.mp4 .webm .avi .mov .mkv .gif) or folder of .jpg/.jpeg/.png frames
+    (natural name order) -> (T, 3, H, W) float32 in [0, 1].
+
+    size: None (as stored), an int (shorter side to size, then centre crop to
+    size x size) or (H, W). max_frames: read at most this many frames.
+    min_frames: raise ValueError if the video has fewer frames.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no video file or frame folder at {path}")
+    if max_frames is not None and min_frames is not None and max_frames < min_frames:
+        raise ValueError(f"max_frames={max_frames} < min_frames={min_frames}")
+    frames = []
+    if path.is_dir():
+        files = sorted((f for f in path.iterdir() if f.suffix.lower() in IMAGE_EXTS), key=_natural_key)
+        if not files:
+            raise ValueError(f"frame folder {path} has no {'/'.join(IMAGE_EXTS)} frames")
+        frames = [read_image(f, size) for f in files[:max_frames]]
+        if len({f.shape for f in frames}) > 1:
+            raise ValueError(f"frames in {path} differ in size: {sorted({tuple(f.shape) for f in frames})}")
+    elif path.suffix.lower() in VIDEO_EXTS:
+        try:
+            for frame in iio.imiter(path):
+                # resize as we go: a long HD video never sits in memory at full resolution
+                frame = _to_rgb(frame, path)
+                frames.append(frame if size is None else _resize(frame, size))
+                if len(frames) == max_frames:
+                    break
+        except Exception as e:  # the backends raise OSError, ValueError, RuntimeError...
+            raise ValueError(f"cannot read video {path}: {_first_line(e)}") from e
+    else:
+        raise ValueError(f"unsupported file {path}: expected a video ({' '.join(VIDEO_EXTS)}) "
+                         f"or a folder of {' '.join(IMAGE_EXTS)} frames")
+    if len(frames) < max(1, min_frames or 0):
+        raise ValueError(f"video {path} has {len(frames)} frames, need at least {max(1, min_frames or 0)}")
+    return torch.stack(frames)  # (T, 3, H, W)
+
+
+# -----------------------------------------------------------------------------
+# augmentation (torch only)
+
+def _crop_box(H, W, scale, ratio, g):
+    """torchvision's RandomResizedCrop rule: a box with a random fraction `scale` of
+    the area and a log-uniform aspect ratio in `ratio`; after 10 misses, the
+    largest centred box with a legal ratio."""
+    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+    for _ in range(10):
+        area = H * W * _uniform(g, *scale)
+        r = math.exp(_uniform(g, *log_ratio))
+        w, h = round(math.sqrt(area * r)), round(math.sqrt(area / r))
+        if 0 < w <= W and 0 < h <= H:
+            return _randint(g, H - h + 1), _randint(g, W - w + 1), h, w
+    h, w = H, W
+    if W / H < ratio[0]:
+        h = round(W / ratio[0])
+    elif W / H > ratio[1]:
+        w = round(H * ratio[1])
+    return (H - h) // 2, (W - w) // 2, h, w
+
+
+def augment_clip(clip, generator, scale=(0.5, 1.0), ratio=(3 / 4, 4 / 3), flip=True, out_size=None, masks=None):
+    """Random resized crop + horizontal flip, the SAME for every frame of a clip
+    (T, 3, H, W), as in SiamMAE and RVM: one box for all frames keeps the motion
+    intact. masks (T, H, W), if given, get the same crop (nearest) and flip and
+    (clip, masks) is returned. out_size: int or (H, W); default the input size."""
+    if clip.ndim != 4 or clip.shape[1] != 3:
+        raise ValueError(f"clip must be (T, 3, H, W); got {tuple(clip.shape)}")
+    _, _, H, W = clip.shape
+    out = (H, W) if out_size is None else _pair(out_size)
+    top, left, h, w = _crop_box(H, W, scale, ratio, generator)
+    flip = flip and torch.rand((), generator=generator).item() < 0.5
+    clip = _interp(clip[..., top:top + h, left:left + w], out)  # (T, 3, *out)
+    if flip:
+        clip = clip.flip(-1)
+    if masks is None:
+        return clip
+    m = masks[:, None, top:top + h, left:left + w].float()  # (T, 1, h, w)
+    # nearest because labels must not blend; "-exact" samples pixel centres, like the bilinear resize above
+    m = F.interpolate(m, size=out, mode="nearest-exact")[:, 0].to(masks.dtype)  # (T, *out)
+    return clip, (m.flip(-1) if flip else m)
+
+
+def _grey(x):
+    return (0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2])[None]  # (1, H, W), ITU-R 601 luma
+
+
+def _color_jitter(x, g, brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1):
+    # fixed order (torchvision shuffles it); each factor is uniform in [1 - a, 1 + a]
+    x = (x * _uniform(g, 1 - brightness, 1 + brightness)).clamp(0, 1)
+    mean = _grey(x).mean()
+    x = ((x - mean) * _uniform(g, 1 - contrast, 1 + contrast) + mean).clamp(0, 1)
+    grey = _grey(x)
+    x = ((x - grey) * _uniform(g, 1 - saturation, 1 + saturation) + grey).clamp(0, 1)
+    # hue: rotate the chroma plane (I, Q) of YIQ around the luma axis, a linear
+    # stand-in for torchvision's HSV hue shift by a fraction of the colour wheel
+    theta = _uniform(g, -hue, hue) * 2 * math.pi
+    to_yiq = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+    c, s = math.cos(theta), math.sin(theta)
+    rotate = torch.tensor([[1.0, 0, 0], [0, c, -s], [0, s, c]])
+    m = torch.linalg.inv(to_yiq) @ rotate @ to_yiq
+    return torch.einsum("ij,jhw->ihw", m, x).clamp(0, 1)
+
+
+def _gaussian_blur(x, sigma):
+    """Separable Gaussian blur of (3, H, W); kernel ~10% of the image side (SimCLR)."""
+    r = max(1, x.shape[-1] // 20)
+    t = torch.arange(-r, r + 1, dtype=x.dtype)
+    k = torch.exp(-t**2 / (2 * sigma**2))
+    k = k / k.sum()
+    x = F.pad(x[None], (r, r, 0, 0), mode="reflect")  # (1, 3, H, W + 2r)
+    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(3, 1, 1, -1), groups=3)  # along W -> (1, 3, H, W)
+    x = F.pad(x, (0, 0, r, r), mode="reflect")  # (1, 3, H + 2r, W)
+    return F.conv2d(x, k.view(1, 1, -1, 1).expand(3, 1, -1, 1), groups=3)[0]  # along H -> (3, H, W)
+
+
+def augment_image(image, generator, out_size=None):
+    """Strong augmentation of a still image (3, H, W), as ViC-MAE uses for images
+    (the SimCLR / MoCo v2 recipe): random resized crop (scale 0.2-1), flip,
+    colour jitter (brightness, contrast, saturation 0.4, hue 0.1) with p=0.8,
+    grey-scale with p=0.2, Gaussian blur (sigma 0.1-2) with p=0.5. Output in [0, 1]."""
+    g = generator
+    x = augment_clip(image[None], g, scale=(0.2, 1.0), out_size=out_size)[0]  # (3, *out)
+    if _uniform(g, 0, 1) < 0.8:
+        x = _color_jitter(x, g)
+    if _uniform(g, 0, 1) < 0.2:
+        x = _grey(x).expand(3, -1, -1)
+    if _uniform(g, 0, 1) < 0.5:
+        x = _gaussian_blur(x, _uniform(g, 0.1, 2.0))
+    return x.clamp(0, 1).contiguous()
+
+
+# -----------------------------------------------------------------------------
+# datasets: endless, item i is a pure function of (seed, i)
+
+def _item(video, mask, index, direction=-1, is_image=False):
+    # every dataset returns exactly these keys, so any mix of them collates
+    return {"video": video, "mask": mask.long(), "index": torch.tensor(index),
+            "direction": torch.tensor(direction), "is_image": torch.tensor(is_image)}
+
+
+class _Endless(Dataset):
+    """Base: any index >= 0 is valid and builds its item from its own generator."""
+
+    def __len__(self):
+        return ENDLESS
+
+    def __getitem__(self, index):
+        index = int(index)
+        if index < 0:
+            raise IndexError(f"index must be >= 0; got {index}")
+        return self.item(index, _item_generator(self.seed, index))
+
+
+class SyntheticVideos(_Endless):
+    """Toy-world clips: kind "noise_square" or "shapes".
+
+    noise_square options (kwargs): square (default size // 4), speed (range,
+    default (1.0, 3.0)), grain (1), color (False), boundary ("wrap", so the
+    direction label holds for the whole clip). Each item draws a direction
+    uniformly from DIRECTIONS (returned as "direction", its class), a speed and
+    a start. shapes options: n_shapes (3). augment: augment_clip on video and mask.
+    """
+    KINDS = ("noise_square", "shapes")
+
+    def __init__(self, kind, clip_len, size, seed=0, augment=True, **kwargs):
+        if kind not in self.KINDS:
+            raise ValueError(f"unknown kind {kind!r}; choose from {self.KINDS}")
+        defaults = {"noise_square": dict(square=size // 4, speed=(1.0, 3.0), grain=1, color=False, boundary="wrap"),
+                    "shapes": dict(n_shapes=3)}[kind]
+        unknown = sorted(set(kwargs) - set(defaults))
+        if unknown:
+            raise ValueError(f"unknown options {unknown} for kind {kind!r}; valid: {sorted(defaults)}")
+        self.kind, self.clip_len, self.size, self.seed, self.augment = kind, clip_len, size, seed, augment
+        self.options = {**defaults, **kwargs}
+        self[0]  # bad options fail here, in the main process, not later in a loader worker
+
+    def item(self, index, g):
+        o, direction = self.options, -1
+        if self.kind == "noise_square":
+            direction = _randint(g, len(DIRECTIONS))
+            speed = o["speed"] if isinstance(o["speed"], (int, float)) else _uniform(g, *o["speed"])
+            video, mask = noise_square_video(T=self.clip_len, size=self.size, square=o["square"],
+                                             angle=DIRECTIONS[direction], speed=speed, grain=o["grain"],
+                                             color=o["color"], boundary=o["boundary"], seed=_new_seed(g))
+        else:
+            video, mask = shapes_video(T=self.clip_len, size=self.size, n_shapes=o["n_shapes"], seed=_new_seed(g))
+        if self.augment:
+            # no flip for the noise square: a mirrored clip is just another direction,
+            # already sampled uniformly, and flipping would falsify the direction label
+            video, mask = augment_clip(video, g, out_size=self.size, masks=mask, flip=self.kind != "noise_square")
+        return _item(video, mask, index, direction)
+
+
+class StillImages(_Endless):
+    """ViC-MAE's image branch: images as two strongly augmented views.
+
+    Each item takes an image (a shapes_image, or a random .jpg/.png under `root`)
+    and makes two views with augment_image. They are returned as a clip of
+    `clip_len` frames: the first half is view A, the second half view B. So a
+    method that draws one frame from each half of a clip (ViC-MAE's distant
+    sampling) gets the two views, and images batch with video clips of the
+    same length. The item has "is_image" True, a zero mask and direction -1.
+    """
+
+    def __init__(self, clip_len, size, seed=0, root=None, n_shapes=3):
+        if clip_len < 2:
+            raise ValueError(f"clip_len must be >= 2 to hold two views; got {clip_len}")
+        self.clip_len, self.size, self.seed, self.n_shapes, self.files = clip_len, size, seed, n_shapes, None
+        if root is not None:
+            root = Path(root)
+            if not root.is_dir():
+                raise FileNotFoundError(f"no image folder at {root}")
+            self.files = sorted(f for f in root.rglob("*") if f.suffix.lower() in IMAGE_EXTS)
+            if not self.files:
+                raise ValueError(f"no {'/'.join(IMAGE_EXTS)} images under {root}")
+
+    def item(self, index, g):
+        if self.files is None:
+            image, _ = shapes_image(self.size, self.n_shapes, seed=_new_seed(g))
+        else:  # read at twice the output size so that small crops keep some detail
+            image = read_image(self.files[_randint(g, len(self.files))], size=2 * self.size)
+        a, b = augment_image(image, g, self.size), augment_image(image, g, self.size)  # (3, H, W) each
+        half = self.clip_len // 2
+        video = torch.cat([a.expand(half, -1, -1, -1), b.expand(self.clip_len - half, -1, -1, -1)])  # (T, 3, H, W)
+        return _item(video, torch.zeros(self.clip_len, *video.shape[-2:]), index, is_image=True)
+
+
+class Mixed(_Endless):
+    """Item i comes from `images` with probability image_fraction (a coin drawn
+    from (seed, i)), else from `videos`; the chosen dataset builds its item i."""
+
+    def __init__(self, videos, images, image_fraction, seed=0):
+        if not 0 <= image_fraction <= 1:
+            raise ValueError(f"image_fraction must be in [0, 1]; got {image_fraction}")
+        for attr in ("clip_len", "size"):
+            a, b = getattr(videos, attr, None), getattr(images, attr, None)
+            if a is not None and b is not None and a != b:
+                raise ValueError(f"videos and images must share {attr} to batch together; got {a} and {b}")
+        self.videos, self.images, self.image_fraction, self.seed = videos, images, image_fraction, seed
+        self.clip_len, self.size = getattr(videos, "clip_len", None), getattr(videos, "size", None)
+
+    def __getitem__(self, index):
+        if index < 0:
+            raise IndexError(f"index must be >= 0; got {index}")
+        coin = torch.rand((), generator=_item_generator(self.seed, index, salt=1)).item()
+        return (self.images if coin < self.image_fraction else self.videos)[index]
+
+
+def _find_videos(root, exts):
+    if root.is_file():
+        return [root]
+    found = []
+    for p in [root, *root.rglob("*")]:
+        if p.is_file() and p.suffix.lower() in exts:
+            found.append(p)
+        elif p.is_dir() and any(f.suffix.lower() in IMAGE_EXTS for f in p.iterdir() if f.is_file()):
+            found.append(p)  # a folder of frames
+    return sorted(found)
+
+
+class VideoFolder(_Endless):
+    """Clips of `clip_len` consecutive frames from the videos under `root`.
+
+    Finds every video file (`exts`) and every folder of .jpg/.png frames under
+    `root` (recursively; root may also be a single video), reads them all once at
+    `size` (at most `max_frames` frames each) and keeps them as uint8. Unreadable
+    and too-short videos are skipped, listed in `self.skipped` as (path, reason),
+    and reported. Item i: a random clip of a random video, from (seed, i).
+    """
+
+    def __init__(self, root, clip_len, size, seed=0, augment=True, exts=VIDEO_EXTS, max_frames=None):
+        root = Path(root)
+        if not root.exists():
+            raise FileNotFoundError(f"no video folder or file at {root}")
+        self.clip_len, self.size, self.seed, self.augment = clip_len, size, seed, augment
+        self.videos, self.paths, self.skipped = [], [], []
+        sources = _find_videos(root, tuple(e.lower() for e in exts))
+        for i, path in enumerate(sources):
+            if len(sources) > 20 and i % 20 == 0:
+                print(f"VideoFolder: reading {i + 1}/{len(sources)} under {root}", flush=True)
+            try:
+                video = read_video(path, size=size, max_frames=max_frames, min_frames=clip_len)
+            except ValueError as e:
+                self.skipped.append((str(path), str(e)))
+                continue
+            self.videos.append((video * 255).round().to(torch.uint8))  # 4x less memory than float32
+            self.paths.append(path)
+        reasons = "\n".join(f"  {p}: {why}" for p, why in self.skipped)
+        if not self.videos:
+            looked_for = f"no {' '.join(exts)} files or frame folders found"
+            raise ValueError(f"no usable video under {root}:\n{reasons or '  ' + looked_for}")
+        if self.skipped:
+            print(f"warning: VideoFolder skipped {len(self.skipped)} of {len(sources)} videos:\n{reasons}", flush=True)
+
+    def item(self, index, g):
+        video = self.videos[_randint(g, len(self.videos))]
+        start = _randint(g, len(video) - self.clip_len + 1)
+        clip = video[start:start + self.clip_len].float() / 255  # (T, 3, H, W)
+        if self.augment:
+            clip = augment_clip(clip, g, out_size=self.size)
+        return _item(clip, torch.zeros(self.clip_len, *clip.shape[-2:]), index)
+
+
+# -----------------------------------------------------------------------------
+# loader: the data stream's state is just the step
+
+class _StepSampler(Sampler):
+    """Endless batch sampler: step s on rank r gets indices
+    [(s * world_size + r) * B, (s * world_size + r + 1) * B)."""
+
+    def __init__(self, batch_size, rank, world_size, start_step):
+        self.batch_size, self.rank, self.world_size, self.start_step = batch_size, rank, world_size, start_step
+
+    def __iter__(self):
+        step = self.start_step
+        while True:
+            first = (step * self.world_size + self.rank) * self.batch_size
+            yield list(range(first, first + self.batch_size))
+            step += 1
+
+
+class _Transformed(Dataset):
+    def __init__(self, dataset, transform):
+        self.dataset, self.transform = dataset, transform
+
+    def __getitem__(self, index):
+        return self.transform(self.dataset[index], index)
+
+
+def make_loader(dataset, batch_size, rank=0, world_size=1, workers=0, start_step=0, seed=0, transform=None):
+    """Endless iterator of collated batches (dicts of stacked tensors).
+
+    Step s on rank r gets dataset indices [(s * world_size + r) * batch_size, ...
+    + batch_size). The ranks of step s together hold exactly the indices one
+    process with batch_size * world_size gets at step s, in rank order: DDP sees
+    the same data as one process, and resuming at step s (start_step=s) replays
+    the stream exactly. transform(item, index) -> item runs per item inside the
+    worker (e.g. a method's frame sampling with a generator seeded from index);
+    it must not use global RNG state, which differs between workers. `seed`
+    seeds the DataLoader's workers (their torch/random/numpy global RNG).
+    workers=0 loads in this process; workers > 0 gives identical batches.
+    """
+    if batch_size < 1 or not 0 <= rank < world_size or start_step < 0:
+        raise ValueError(f"need batch_size >= 1, 0 <= rank < world_size, start_step >= 0; "
+                         f"got {batch_size}, {rank}, {world_size}, {start_step}")
+    if transform is not None:
+        dataset = _Transformed(dataset, transform)
+    loader = DataLoader(dataset, batch_sampler=_StepSampler(batch_size, rank, world_size, start_step),
+                        num_workers=workers, generator=torch.Generator().manual_seed(seed),
+                        pin_memory=torch.cuda.is_available())
+    return iter(loader)

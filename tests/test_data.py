@@ -1,0 +1,475 @@
+"""Tests for data.py: the toy world's ground truth, the reader, augmentation, loaders."""
+
+import math
+import os
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import imageio.v3 as iio
+
+# plain `pytest` (unlike `python -m pytest`) does not put the repo root on sys.path
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import data  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # these tests run many ops on tiny tensors; on a busy 2-core machine OpenMP's
+    # thread hand-offs cost more than the work (a 64x64 pad took 20 ms with 2 threads)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# ---------------------------------------------------------------- noise square
+
+def test_noise_square_shapes_and_range():
+    video, mask = data.noise_square_video(T=5, size=32, square=8, seed=0)
+    assert video.shape == (5, 3, 32, 32) and video.dtype == torch.float32
+    assert mask.shape == (5, 32, 32) and mask.dtype == torch.bool
+    assert 0 <= video.min() and video.max() <= 1
+    assert data.DIRECTIONS == [0, 45, 90, 135, 180, 225, 270, 315]
+
+
+@pytest.mark.parametrize("color", [False, True])
+def test_single_frame_statistics_inside_and_outside_are_indistinguishable(color):
+    # the point of the stimulus: no single-frame statistic reveals the square
+    for seed in range(4):
+        video, mask = data.noise_square_video(T=1, size=64, square=32, color=color, seed=seed)
+        frame, m = video[0], mask[0]
+        inside, outside = frame[:, m].flatten(), frame[:, ~m].flatten()
+        if not color:
+            inside, outside = frame[0, m], frame[0, ~m]
+        se_mean = math.sqrt(inside.var() / inside.numel() + outside.var() / outside.numel())
+        assert abs(inside.mean() - outside.mean()) < 4 * se_mean
+        # standard error of a std for uniform noise (kurtosis 1.8): sigma * sqrt(0.8 / (4 n))
+        se_std = 0.2887 * math.sqrt(0.2 / inside.numel() + 0.2 / outside.numel())
+        assert abs(inside.std() - outside.std()) < 4 * se_std
+
+
+def test_grey_has_three_equal_channels_and_color_does_not():
+    video, _ = data.noise_square_video(T=2, size=32, square=8, seed=0)
+    assert torch.equal(video[:, 0], video[:, 1]) and torch.equal(video[:, 0], video[:, 2])
+    video, _ = data.noise_square_video(T=2, size=32, square=8, color=True, seed=0)
+    assert not torch.equal(video[:, 0], video[:, 1])
+
+
+@pytest.mark.parametrize("angle", data.DIRECTIONS)
+def test_mask_centroid_moves_by_the_velocity(angle):
+    T, speed = 6, 2.0
+    _, mask = data.noise_square_video(T=T, size=64, square=8, angle=angle, speed=speed, start=(28.0, 28.0))
+    ys, xs = torch.arange(64.0)[:, None], torch.arange(64.0)[None, :]
+    cy = (mask * ys).sum((1, 2)) / mask.sum((1, 2))
+    cx = (mask * xs).sum((1, 2)) / mask.sum((1, 2))
+    t = torch.arange(T)
+    vy, vx = speed * math.sin(math.radians(angle)), speed * math.cos(math.radians(angle))
+    # positions are rounded to whole pixels each frame: at most half a pixel off the exact path
+    assert torch.allclose(cy - cy[0], t * vy, atol=0.5 + 1e-6)
+    assert torch.allclose(cx - cx[0], t * vx, atol=0.5 + 1e-6)
+    assert (cx[-1] - cx[0]) * vx >= 0 and (cy[-1] - cy[0]) * vy >= 0  # moving the right way
+
+
+@pytest.mark.parametrize("angle, speed, step", [(0, 3.0, (0, 3)), (90, 2.0, (2, 0)), (225, 2 * math.sqrt(2), (-2, -2))])
+def test_texture_moves_rigidly_and_background_is_static(angle, speed, step):
+    video, mask = data.noise_square_video(T=20, size=32, square=8, angle=angle, speed=speed, boundary="wrap", seed=3)
+    for t in range(video.shape[0] - 1):
+        assert torch.equal(mask[t + 1], torch.roll(mask[t], step, dims=(0, 1)))
+        shifted = torch.roll(video[t], step, dims=(1, 2))  # texture at t moved by one step of motion
+        assert torch.equal(video[t + 1][:, mask[t + 1]], shifted[:, mask[t + 1]])
+    never_covered = ~mask.any(0)
+    assert never_covered.sum() > 0
+    assert torch.equal(video[:, :, never_covered], video[:1, :, never_covered].expand_as(video[:, :, never_covered]))
+
+
+def test_subpixel_speed_still_rigid():
+    video, mask = data.noise_square_video(T=9, size=32, square=8, speed=0.5, start=(4.0, 4.0), boundary="wrap")
+    xs = [m.nonzero()[:, 1].min().item() for m in mask]
+    assert xs[-1] - xs[0] == 4 and set(np.diff(xs)) <= {0, 1}  # 0.5 px/frame: one pixel every other frame
+    texture = video[0][:, mask[0]].view(3, 8, 8)
+    for t in range(9):
+        assert torch.equal(video[t][:, mask[t]].view(3, 8, 8), texture)
+
+
+def test_grain_makes_constant_blocks():
+    video, _ = data.noise_square_video(T=4, size=32, square=8, grain=4, speed=4.0, start=(8.0, 8.0), seed=1)
+    # square positions stay on the 4-pixel grid here, so every frame is 4x4 blocks
+    blocks = video[:, :, ::4, ::4].repeat_interleave(4, 2).repeat_interleave(4, 3)
+    assert torch.equal(video, blocks)
+    assert video[0, 0, :4, :4].unique().numel() == 1 and video[0, 0, :, :8].unique().numel() > 1
+
+
+def test_bounce_keeps_square_inside_and_turns_around():
+    _, mask = data.noise_square_video(T=30, size=32, square=8, angle=0, speed=4.0, start=(10.0, 20.0))
+    xs = []
+    for m in mask:
+        rows, cols = m.nonzero().unbind(1)
+        assert m.sum() == 64 and cols.max() - cols.min() == 7 and rows.max() - rows.min() == 7  # one piece
+        xs.append(cols.min().item())
+    assert max(xs) == 24 and min(xs) == 0  # touched both walls, never crossed them
+
+
+def test_wrap_keeps_area_and_crosses_the_border():
+    _, mask = data.noise_square_video(T=16, size=32, square=8, angle=45, speed=3.0, boundary="wrap", seed=2)
+    assert (mask.sum((1, 2)) == 64).all()
+    assert any(m[:, 0].any() and m[:, -1].any() for m in mask)  # split over the left/right edge
+
+
+def test_noise_square_paper_preset():
+    video, mask = data.noise_square_paper(T=16, size=64, seed=0)
+    assert video.shape == (16, 3, 64, 64) and (mask.sum((1, 2)) == 32 * 32).all()
+    rows = mask.any(2)
+    assert rows[:, 16:48].all() and not rows[:, :16].any() and not rows[:, 48:].any()  # centred vertically
+    xs = [m.nonzero()[:, 1].min().item() for m in mask]
+    assert xs[:3] == [0, 4, 8]  # crosses the 64-px width in 16 frames
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(square=64, size=64), "square"), (dict(square=0), "square"), (dict(grain=3), "grain"),
+    (dict(grain=32, square=16), "grain"), (dict(boundary="reflect"), "boundary"), (dict(T=0), "T"),
+])
+def test_noise_square_rejects_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        data.noise_square_video(**kwargs)
+
+
+# ---------------------------------------------------------------- shapes
+
+def test_shapes_video_masks():
+    n = 3
+    video, ids = data.shapes_video(T=8, size=48, n_shapes=n, seed=4)
+    assert video.shape == (8, 3, 48, 48) and ids.shape == (8, 48, 48) and ids.dtype == torch.int64
+    assert 0 <= video.min() and video.max() <= 1
+    assert ids.min() >= 0 and ids.max() <= n
+    for t in range(8):
+        assert set(ids[t].unique().tolist()) == set(range(n + 1))  # background and every object visible
+    # background pixels are static: where the mask says background in both frames, the video agrees
+    both_bg = (ids[0] == 0) & (ids[5] == 0)
+    assert torch.equal(video[0][:, both_bg], video[5][:, both_bg])
+    # the front-most object is never occluded: its pixels translate rigidly with its mask
+    front0, front1 = ids[0] == n, ids[1] == n
+    assert front0.sum() == front1.sum()
+    assert torch.equal(video[0][:, front0], video[1][:, front1])
+    moved = [(ids[t] == k).nonzero().float().mean(0) for t in (0, 7) for k in range(1, n + 1)]
+    assert any((a - b).abs().max() > 1 for a, b in zip(moved[:n], moved[n:]))  # things move
+
+
+def test_shapes_stay_visible_in_a_crowded_scene():
+    # 6 shapes on 32x32 would often hide one completely; layouts are redrawn until none is
+    for seed in range(8):
+        _, ids = data.shapes_video(T=12, size=32, n_shapes=6, seed=seed)
+        assert all(set(ids[t].unique().tolist()) == set(range(7)) for t in range(12))
+
+
+def test_shapes_image():
+    image, ids = data.shapes_image(size=32, n_shapes=2, seed=1)
+    assert image.shape == (3, 32, 32) and ids.shape == (32, 32)
+    assert set(ids.unique().tolist()) == {0, 1, 2}
+
+
+@pytest.mark.parametrize("make", [
+    lambda s: data.noise_square_video(T=3, size=32, square=8, seed=s),
+    lambda s: data.noise_square_paper(T=4, size=32, seed=s),
+    lambda s: data.shapes_video(T=3, size=32, seed=s),
+    lambda s: data.shapes_image(size=32, seed=s),
+])
+def test_generators_are_deterministic(make):
+    a, b, c = make(0), make(0), make(1)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert not torch.equal(a[0], c[0])
+
+
+# ---------------------------------------------------------------- read_video
+
+def _smooth_clip(T=6, H=48, W=64):
+    t, y, x = np.meshgrid(np.arange(T), np.arange(H), np.arange(W), indexing="ij")
+    r = 0.5 + 0.4 * np.sin(x / 9 + t / 3)
+    g = 0.5 + 0.4 * np.cos(y / 7)
+    b = 0.5 + 0.3 * np.sin((x + y) / 11 - t / 4)
+    return (np.stack([r, g, b], -1) * 255).round().astype(np.uint8)  # (T, H, W, 3)
+
+
+def test_read_gif_round_trip(tmp_path):
+    # a few flat colours: the GIF palette holds them exactly
+    frames = np.zeros((5, 32, 40, 3), np.uint8)
+    for t in range(5):
+        frames[t, :, :20] = (255, 0, 0)
+        frames[t, :, 20:] = (0, 0, 255)
+        frames[t, 8 + t:16 + t, 4:12] = (0, 255, 0)
+    iio.imwrite(tmp_path / "a.gif", frames, duration=100, loop=0)
+    video = data.read_video(tmp_path / "a.gif")
+    assert video.shape == (5, 3, 32, 40) and video.dtype == torch.float32
+    assert torch.allclose(video, torch.from_numpy(frames).permute(0, 3, 1, 2) / 255, atol=2 / 255)
+    assert data.read_video(tmp_path / "a.gif", max_frames=2).shape[0] == 2
+
+
+def test_read_mp4_round_trip(tmp_path):
+    frames = _smooth_clip()
+    iio.imwrite(tmp_path / "a.mp4", frames, fps=10)
+    video = data.read_video(tmp_path / "a.mp4")
+    assert video.shape == (6, 3, 48, 64)
+    expected = torch.from_numpy(frames).permute(0, 3, 1, 2) / 255
+    assert (video - expected).abs().mean() < 0.03  # lossy codec, smooth pattern
+    assert data.read_video(tmp_path / "a.mp4", size=32, max_frames=4).shape == (4, 3, 32, 32)
+    assert data.read_video(tmp_path / "a.mp4", size=(24, 40)).shape == (6, 3, 24, 40)
+
+
+def test_read_frame_folder_in_natural_order(tmp_path):
+    frames = _smooth_clip(T=11)
+    for t in range(11):  # frame_2 must come before frame_10
+        iio.imwrite(tmp_path / f"frame_{t}.png", frames[t])
+    video = data.read_video(tmp_path)
+    assert torch.equal(video, torch.from_numpy(frames).permute(0, 3, 1, 2) / 255)
+    small = data.read_video(tmp_path, size=16, max_frames=3)
+    assert small.shape == (3, 3, 16, 16) and 0 <= small.min() and small.max() <= 1
+
+
+def test_read_grey_and_rgba_frames(tmp_path):
+    grey = (np.arange(16 * 16).reshape(16, 16) % 256).astype(np.uint8)
+    (tmp_path / "g").mkdir()
+    iio.imwrite(tmp_path / "g" / "0.png", grey)
+    video = data.read_video(tmp_path / "g")
+    assert video.shape == (1, 3, 16, 16) and torch.equal(video[0, 0], video[0, 2])
+    (tmp_path / "a").mkdir()
+    rgba = np.concatenate([_smooth_clip(1, 16, 16)[0], np.full((16, 16, 1), 7, np.uint8)], -1)
+    iio.imwrite(tmp_path / "a" / "0.png", rgba)
+    assert torch.equal(data.read_video(tmp_path / "a")[0], torch.from_numpy(rgba[..., :3]).permute(2, 0, 1) / 255)
+
+
+def test_read_video_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.mp4"):
+        data.read_video(tmp_path / "nope.mp4")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="empty"):
+        data.read_video(tmp_path / "empty")
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(ValueError, match=r"notes\.txt.*\.mp4.*\.gif"):
+        data.read_video(tmp_path / "notes.txt")
+    (tmp_path / "bad.mp4").write_bytes(b"definitely not a video")
+    with pytest.raises(ValueError, match="bad.mp4"):
+        data.read_video(tmp_path / "bad.mp4")
+    (tmp_path / "badframes").mkdir()
+    (tmp_path / "badframes" / "0.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match="0.png"):
+        data.read_video(tmp_path / "badframes")
+    iio.imwrite(tmp_path / "short.gif", _smooth_clip(T=5, H=16, W=16), duration=100)
+    with pytest.raises(ValueError, match="has 5 frames, need at least 8"):
+        data.read_video(tmp_path / "short.gif", min_frames=8)
+
+
+# ---------------------------------------------------------------- augmentation
+
+def test_augment_clip_is_the_same_on_every_frame():
+    frame = torch.rand(3, 32, 32)
+    for seed in range(5):
+        out = data.augment_clip(frame.expand(4, -1, -1, -1), torch.Generator().manual_seed(seed), out_size=24)
+        assert out.shape == (4, 3, 24, 24)
+        assert all(torch.equal(out[0], out[t]) for t in range(1, 4))
+
+
+def test_augment_clip_masks_follow_the_crop_and_flip():
+    # 16x16 blocks, each with its own grey level = block id / 15: the mask is the block id
+    ids = torch.arange(16).view(4, 4).repeat_interleave(16, 0).repeat_interleave(16, 1)  # (64, 64)
+    clip = (ids.float() / 15).expand(2, 3, -1, -1)
+    masks = ids.expand(2, -1, -1)
+    for seed in range(8):
+        out, m = data.augment_clip(clip, torch.Generator().manual_seed(seed), masks=masks)
+        assert m.dtype == torch.int64 and torch.equal(m[0], m[1])
+        agree = ((out[0, 0] * 15 - m[0]).abs() < 0.01).float().mean()
+        assert agree > 0.8  # only pixels on block edges blend under bilinear resize
+
+
+def test_augment_clip_flips_for_some_seeds():
+    clip = torch.rand(2, 3, 16, 16)
+    flipped = same = 0
+    for seed in range(20):
+        out = data.augment_clip(clip, torch.Generator().manual_seed(seed), scale=(1, 1), ratio=(1, 1))
+        flipped += torch.equal(out, clip.flip(-1))
+        same += torch.equal(out, clip)
+    assert flipped > 0 and same > 0 and flipped + same == 20
+    out = data.augment_clip(clip, torch.Generator().manual_seed(0), scale=(1, 1), ratio=(1, 1), flip=False)
+    assert torch.equal(out, clip)
+
+
+def test_augment_image():
+    image, _ = data.shapes_image(size=32, seed=0)
+    views = [data.augment_image(image, torch.Generator().manual_seed(s), out_size=24) for s in (0, 0, 1)]
+    assert views[0].shape == (3, 24, 24) and 0 <= views[0].min() and views[0].max() <= 1
+    assert torch.equal(views[0], views[1]) and not torch.equal(views[0], views[2])
+
+
+# ---------------------------------------------------------------- datasets
+
+def _assert_same_item(a, b):
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_synthetic_videos_items():
+    ns = data.SyntheticVideos("noise_square", clip_len=4, size=32, seed=0)
+    item = ns[7]
+    assert item["video"].shape == (4, 3, 32, 32) and item["mask"].shape == (4, 32, 32)
+    assert item["mask"].dtype == torch.int64 and item["index"] == 7 and not item["is_image"]
+    assert 0 <= item["direction"] < len(data.DIRECTIONS)
+    assert len({ns[i]["direction"].item() for i in range(24)}) > 3
+    sh = data.SyntheticVideos("shapes", clip_len=4, size=32, seed=0, n_shapes=2)
+    assert sh[0]["mask"].max() <= 2 and sh[0]["direction"] == -1
+    assert sh[0].keys() == item.keys()
+    assert len(ns) >= 2**31 - 1
+    with pytest.raises(ValueError, match="noise_square"):
+        data.SyntheticVideos("cubes", clip_len=4, size=32)
+    with pytest.raises(ValueError, match="squares"):
+        data.SyntheticVideos("noise_square", clip_len=4, size=32, squares=3)
+
+
+def test_noise_square_dataset_without_augment_matches_its_direction():
+    ds = data.SyntheticVideos("noise_square", clip_len=4, size=32, augment=False, speed=(2.0, 2.0), square=8)
+    for i in range(6):
+        item = ds[i]
+        angle = math.radians(data.DIRECTIONS[item["direction"]])
+        m = item["mask"].bool()
+        dy, dx = round(2 * math.sin(angle)), round(2 * math.cos(angle))
+        # whole-pixel rounding of the path: the step is within one pixel of the velocity
+        assert any(torch.equal(m[1], torch.roll(m[0], (dy + a, dx + b), dims=(0, 1)))
+                   for a in (-1, 0, 1) for b in (-1, 0, 1))
+        assert not torch.equal(m[1], torch.roll(m[0], (-dy, -dx), dims=(0, 1)))  # not the opposite way
+
+
+def test_still_images_two_views():
+    ds = data.StillImages(clip_len=4, size=32, seed=0)
+    item = ds[3]
+    v = item["video"]
+    assert v.shape == (4, 3, 32, 32) and item["is_image"] and item["direction"] == -1
+    assert torch.equal(v[0], v[1]) and torch.equal(v[2], v[3]) and not torch.equal(v[0], v[2])
+    assert (item["mask"] == 0).all() and item["mask"].dtype == torch.int64
+    assert item.keys() == data.SyntheticVideos("shapes", clip_len=4, size=32)[0].keys()
+    with pytest.raises(ValueError, match="clip_len"):
+        data.StillImages(clip_len=1, size=32)
+
+
+def test_still_images_from_a_folder(tmp_path):
+    for i in range(3):
+        iio.imwrite(tmp_path / f"{i}.png", _smooth_clip(T=1, H=40, W=50)[0])
+    item = data.StillImages(clip_len=2, size=16, root=tmp_path)[0]
+    assert item["video"].shape == (2, 3, 16, 16)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="empty"):
+        data.StillImages(clip_len=2, size=16, root=tmp_path / "empty")
+
+
+def test_mixed():
+    videos = data.SyntheticVideos("noise_square", clip_len=4, size=32, seed=0)
+    images = data.StillImages(clip_len=4, size=32, seed=0)
+    mixed = data.Mixed(videos, images, image_fraction=0.5, seed=0)
+    kinds = [mixed[i]["is_image"].item() for i in range(16)]
+    assert 0 < sum(kinds) < 16
+    assert kinds == [mixed[i]["is_image"].item() for i in range(16)]
+    assert not any(data.Mixed(videos, images, 0.0)[i]["is_image"] for i in range(4))
+    assert all(data.Mixed(videos, images, 1.0)[i]["is_image"] for i in range(4))
+    batch = next(data.make_loader(mixed, batch_size=6))
+    assert batch["video"].shape == (6, 4, 3, 32, 32) and batch["is_image"].dtype == torch.bool
+    with pytest.raises(ValueError, match="clip_len"):
+        data.Mixed(videos, data.StillImages(clip_len=6, size=32), 0.5)
+
+
+@pytest.mark.parametrize("make", [
+    lambda s: data.SyntheticVideos("noise_square", clip_len=3, size=32, seed=s),
+    lambda s: data.SyntheticVideos("shapes", clip_len=3, size=32, seed=s),
+    lambda s: data.StillImages(clip_len=2, size=32, seed=s),
+    lambda s: data.Mixed(data.SyntheticVideos("shapes", clip_len=2, size=32, seed=s),
+                         data.StillImages(clip_len=2, size=32, seed=s), 0.5, seed=s),
+])
+def test_datasets_are_deterministic(make):
+    a, b, c = make(0), make(0), make(1)
+    _assert_same_item(a[5], b[5])
+    assert not torch.equal(a[5]["video"], c[5]["video"])
+    assert not torch.equal(a[5]["video"], a[6]["video"])
+
+
+def _write_gif(path, T, seed=0):
+    rng = np.random.default_rng(seed)
+    frames = np.repeat(np.repeat(rng.integers(0, 4, (T, 4, 4, 1)) * 80, 8, 1), 8, 2).repeat(3, -1)
+    iio.imwrite(path, frames.astype(np.uint8), duration=100)
+
+
+def test_video_folder(tmp_path, capsys):
+    _write_gif(tmp_path / "good.gif", T=10)
+    _write_gif(tmp_path / "short.gif", T=2)
+    (tmp_path / "corrupt.mp4").write_bytes(b"\x00" * 100)
+    (tmp_path / "sub" / "frames").mkdir(parents=True)
+    for t in range(6):
+        iio.imwrite(tmp_path / "sub" / "frames" / f"{t}.png", _smooth_clip(T=1, H=32, W=32)[0])
+    ds = data.VideoFolder(tmp_path, clip_len=4, size=16, seed=0)
+    assert sorted(p.name for p in ds.paths) == ["frames", "good.gif"]
+    skipped = dict(ds.skipped)
+    assert set(os.path.basename(p) for p in skipped) == {"corrupt.mp4", "short.gif"}
+    assert "has 2 frames, need at least 4" in skipped[str(tmp_path / "short.gif")]
+    out = capsys.readouterr().out
+    assert "corrupt.mp4" in out and "short.gif" in out
+    item = ds[0]
+    assert item["video"].shape == (4, 3, 16, 16) and item["mask"].shape == (4, 16, 16)
+    assert not item["is_image"] and item.keys() == data.StillImages(4, 16)[0].keys()
+    again = data.VideoFolder(tmp_path, clip_len=4, size=16, seed=0)
+    _assert_same_item(ds[3], again[3])
+    assert not torch.equal(ds[3]["video"], data.VideoFolder(tmp_path, clip_len=4, size=16, seed=1)[3]["video"])
+
+
+def test_video_folder_errors(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        data.VideoFolder(tmp_path / "missing", clip_len=4, size=16)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="empty"):
+        data.VideoFolder(tmp_path / "empty", clip_len=4, size=16)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "x.mp4").write_bytes(b"junk")
+    with pytest.raises(ValueError, match="x.mp4"):
+        data.VideoFolder(tmp_path / "bad", clip_len=4, size=16)
+
+
+# ---------------------------------------------------------------- make_loader
+
+def _tiny_dataset():
+    return data.SyntheticVideos("noise_square", clip_len=2, size=16, square=4, seed=0)
+
+
+def _take(loader, n):
+    return [next(loader) for _ in range(n)]
+
+
+def _stamp(item, index):  # a transform: module level so workers can pickle it
+    item["stamp"] = torch.tensor(index * 10)
+    return item
+
+
+def test_loader_indices_and_ranks_partition_the_global_batch():
+    ds = _tiny_dataset()
+    single = _take(data.make_loader(ds, batch_size=4), 3)
+    ranks = [_take(data.make_loader(ds, batch_size=2, rank=r, world_size=2), 3) for r in range(2)]
+    for step in range(3):
+        assert single[step]["index"].tolist() == list(range(4 * step, 4 * step + 4))
+        for k in single[step]:
+            assert torch.equal(single[step][k], torch.cat([ranks[0][step][k], ranks[1][step][k]]))
+
+
+def test_loader_resumes_from_start_step():
+    ds = _tiny_dataset()
+    full = _take(data.make_loader(ds, batch_size=3), 4)
+    resumed = _take(data.make_loader(ds, batch_size=3, start_step=2), 2)
+    for a, b in zip(full[2:], resumed):
+        assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_loader_workers_give_the_same_batches():
+    ds = _tiny_dataset()
+    plain = _take(data.make_loader(ds, batch_size=2, transform=_stamp), 3)
+    workers = _take(data.make_loader(ds, batch_size=2, workers=2, transform=_stamp), 3)
+    for a, b in zip(plain, workers):
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert plain[1]["stamp"].tolist() == [20, 30]
+
+
+def test_loader_rejects_bad_rank():
+    with pytest.raises(ValueError, match="rank"):
+        data.make_loader(_tiny_dataset(), batch_size=2, rank=2, world_size=2)
