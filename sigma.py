@@ -1,0 +1,348 @@
+"""SIGMA: Sinkhorn-Guided Masked Video Modeling (Salehi, Dorkenwald, Thoker, Gavves, Snoek, Asano, ECCV 2024)
+https://arxiv.org/abs/2407.15447
+
+VideoMAE (Tong et al. 2022) predicts the pixels of masked space-time tubes, a
+low-level target (Sec. 3.1). SIGMA learns the target: a projection network phi
+embeds every tube (an MLP on its pixels, or a frozen pretrained image encoder:
+"SIGMA w/ DINO"), and the video model Psi, a VideoMAE encoder-decoder that sees
+10% of the tubes, predicts phi's features of the masked tubes (Sec. 3.2). With
+an l2 loss both networks collapse to one constant (Eq. 2, Table 7b). So both
+are scored against K shared learnable prototypes, Sinkhorn-Knopp turns scores
+into cluster assignments q that use every prototype equally over the batch
+(Eq. 3-4), and each branch predicts the other's assignments (Eq. 5-7, SwAV's
+swapped prediction). Shapes as in vit.py, plus F the feature dim, t = T/tubelet.
+
+Loss over the B = videos x masked tubes of a batch, x and prototypes c_k l2-normalized:
+    s = x^T C,  p = softmax(s / tau) (Eq. 6),  q = Sinkhorn(s) (Eq. 3-4, no gradient)
+    L = 1/B sum_i [ CE(p(s_i^phi), q_i^Psi) + CE(p(s_i^Psi), q_i^phi) ],  CE(p, q) = -sum_k q_k log p_k (Eq. 5, 7)
+and, for the Table 7b ablation (loss="l2"): L = 1/B sum_i ||x_i^phi - x_i^Psi||^2 (Eq. 2).
+
+Train: python train.py --method sigma --preset tiny
+"""
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import vit
+
+
+@dataclass
+class Config:
+    # --- video: clips of num_frames frames at a stride, cut into tubelet x p x p tubes (Sec. 4) ---
+    img_size: int = 64          # paper 224; tiny 64
+    patch: int = 8              # paper 16; tiny 8 -> 8x8 = 64 tubes per time slot
+    tubelet: int = 2            # frames per tube; paper 2 (VideoMAE's 2 x 16 x 16 cubes)
+    num_frames: int = 8         # paper 16; tiny 8 -> 4 time slots x 64 = 256 tubes
+    stride: int = 2             # frames between sampled frames; paper 2 (SSv2) or 4 (K400)
+    clip_len: int = 15          # frames the loader supplies; needs >= (num_frames - 1) * stride + 1
+    # --- video model Psi: joint space-time ViT encoder (paper ViT-S/B, no [CLS], as VideoMAE) ---
+    dim: int = 128              # paper 384 (ViT-S)
+    depth: int = 4              # paper 12
+    heads: int = 4              # paper 6
+    mlp_ratio: float = 4.0      # paper 4
+    mask_ratio: float = 0.9     # paper 0.9, one spatial mask for all time slots ("tube" masking)
+    # --- Psi's decoder: narrower than the encoder (VideoMAE; code ViT-S: 192 wide, 4 deep, 3 heads) ---
+    decoder_dim: int = 64       # code 192 (half the encoder); tiny 64 (3D sin-cos needs a multiple of 16)
+    decoder_depth: int = 2      # code 4
+    decoder_heads: int = 2      # code 3
+    # --- projection network phi and the feature space (Sec. 3.2, Sec. 4) ---
+    projector: str = "mlp"      # "mlp" (SIGMA w/ MLP) | a train.py checkpoint: its frozen ViT is phi (~ w/ DINO)
+    proj_hidden: tuple = (256, 256)  # paper "3-layer MLP", 1024 wide, ~3M (Table 7a): (1024, 1024); code +512
+    feat_dim: int = 64          # paper 256; must equal the checkpoint encoder's width when phi is one
+    loss: str = "sinkhorn"      # "sinkhorn" (Eq. 7) | "l2" (Eq. 2, which collapses, Table 7b)
+    num_prototypes: int = 64    # K; paper 1000-6000, best 4000 (Table 6); code scripts 3000
+    temperature: float = 0.1    # tau of Eq. 6; the paper gives no value; code 0.1 (SwAV's)
+    sinkhorn_eps: float = 0.05  # epsilon = 1/lambda of Eq. 3; paper gives no value; code 0.05
+    sinkhorn_iters: int = 10    # paper gives no value; code 10
+    hard_targets: bool = False  # paper: soft q in Eq. 5; code: one-hot argmax(q). In our tiny runs soft targets
+    #                             drifted to flat scores (p = q = uniform, loss 2 log K); hard ones kept learning
+    detach_proto_psi: bool = False  # code: True (C learns from phi's scores only); the paper does not say
+    renorm_prototypes: bool = False  # code: True, C renormalized in place each forward (lost under FSDP)
+    # --- optimizer (Sec. 4: VideoMAE's AdamW recipe, cosine decay) ---
+    blr: float = 4e-3           # paper 1.5e-4 per 256 clips for 800+ epochs; short tiny runs need more
+    weight_decay: float = 0.05  # paper 0.05
+    betas: tuple = (0.9, 0.95)  # paper (0.9, 0.95)
+    warmup_steps: int = 100     # paper 40 epochs; tiny ~5% of a short run
+    grad_clip: float = 1.0      # paper 0 (VideoMAE does not clip); tiny 1.0 guards the larger lr
+
+    def __post_init__(self):
+        if self.img_size % self.patch or self.num_frames % self.tubelet:
+            raise ValueError(f"need img_size % patch == 0 and num_frames % tubelet == 0; got {self.img_size} % "
+                             f"{self.patch}, {self.num_frames} % {self.tubelet}")
+        vit.num_visible((self.img_size // self.patch) ** 2, self.mask_ratio)  # raises on a bad ratio
+        if self.clip_len < (self.num_frames - 1) * self.stride + 1:
+            raise ValueError(f"clip_len={self.clip_len} cannot hold {self.num_frames} frames at stride "
+                             f"{self.stride}; need >= {(self.num_frames - 1) * self.stride + 1}")
+        if self.loss not in ("sinkhorn", "l2") or self.dim % 16 or self.decoder_dim % 16:
+            raise ValueError(f"need loss 'sinkhorn' or 'l2' and dim, decoder_dim divisible by 16 (3D sin-cos); "
+                             f"got {self.loss!r}, {self.dim}, {self.decoder_dim}")
+        if min(self.stride, self.num_prototypes, self.sinkhorn_iters, self.feat_dim) < 1 or \
+                min(self.temperature, self.sinkhorn_eps) <= 0:
+            raise ValueError("need stride, num_prototypes, sinkhorn_iters, feat_dim >= 1, temperature, eps > 0")
+
+    @classmethod
+    def tiny(cls):
+        return cls()
+
+    @classmethod
+    def small(cls):
+        # ViT-S/16 on 224 px, 16 frames at stride 2 (SSv2), the paper's and code's settings (Sec. 4)
+        return cls(img_size=224, patch=16, num_frames=16, stride=2, clip_len=31, dim=384, depth=12, heads=6,
+                   decoder_dim=192, decoder_depth=4, decoder_heads=3, proj_hidden=(1024, 1024), feat_dim=256,
+                   num_prototypes=4000, blr=1.5e-4, grad_clip=0.0, warmup_steps=3300)  # 40 epochs, SSv2, batch 2048
+
+
+def sample(clip, cfg, generator):
+    """Sec. 4: num_frames frames `stride` apart from a random start (VideoMAE's
+    sampling), and the noise (B, N) of the tube mask (one spatial mask per video,
+    for all its time slots). All randomness from `generator`: start, then noise."""
+    vit.check_frames(clip, cfg.patch, "clip", ndim=5)
+    B, T, _, H, W = clip.shape
+    span = (cfg.num_frames - 1) * cfg.stride + 1
+    if T < span:
+        raise ValueError(f"clip has {T} frames; {cfg.num_frames} at stride {cfg.stride} need >= {span} (clip_len)")
+    g = generator.device
+    start = torch.randint(0, T - span + 1, (B,), generator=generator, device=g)                # (B,)
+    idx = (start[:, None] + cfg.stride * torch.arange(cfg.num_frames, device=g)).to(clip.device)  # (B, T)
+    noise = torch.rand(B, (H // cfg.patch) * (W // cfg.patch), generator=generator, device=g)  # (B, N)
+    video = clip[torch.arange(B, device=clip.device)[:, None], idx]                            # (B, T, 3, H, W)
+    return {"video": video.cpu(), "noise": noise.cpu(), "start": start.cpu()}
+
+
+# ----------------------------------------------------------------------------
+# helpers
+
+
+def sinkhorn(scores, epsilon=0.05, n_iters=10, distributed=None):
+    """Eq. 3-4 by Sinkhorn-Knopp, as in SwAV: scores (B, K) of the batch's B masked tubes -> q (B, K),
+    no gradient. Q ~ exp(scores / epsilon) (epsilon = 1/lambda) is rescaled per prototype and per
+    sample in turn, towards equal mass per prototype (r = 1/K) and per sample (c = 1/B), kept scaled
+    by B (a global scale cancels): rows of q sum to 1 exactly (last step), columns to about B/K.
+    Under DDP/FSDP prototype sums are all-reduced: equipartition over the global batch."""
+    if distributed is None:   # pass False to use one rank's rows only (e.g. for display on rank 0)
+        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    with torch.no_grad():
+        # exp(scores / eps) per sample, max subtracted by softmax (no overflow for any eps)
+        q = torch.softmax(scores.detach().float() / epsilon, dim=1)                # (B, K)
+        for _ in range(n_iters):
+            usage = q.sum(dim=0)                                                   # (K,) mass per prototype
+            if distributed:
+                torch.distributed.all_reduce(usage)                                # over the global batch
+            # r: equal mass per prototype (a prototype no sample reaches stays 0 instead of NaN)
+            q = q / usage.clamp(min=torch.finfo(torch.float32).tiny)               # (B, K)
+            q = q / q.sum(dim=1, keepdim=True)                                     # c: equal mass per sample
+    return q
+
+
+def tubify(video, p, k):  # candidate for vit.py (patchify for tubes)
+    """(B, T, 3, H, W) -> (B, t*N, k*p*p*3), k = tubelet: each token is one tube's
+    pixels, flattened as (frame in tube, row, column, channel); tokens in the
+    time-major order of vit.TubeEmbed, so token i here is token i there."""
+    B, T, C, H, W = video.shape
+    x = video.reshape(B, T // k, k, C, H // p, p, W // p, p)                       # (B, t, k, 3, h, p, w, p)
+    x = x.permute(0, 1, 4, 6, 2, 5, 7, 3)                                          # (B, t, h, w, k, p, p, 3)
+    return x.reshape(B, (T // k) * (H // p) * (W // p), k * p * p * C)             # (B, t*N, k*p*p*3)
+
+
+def tube_masking(noise, t, ratio):
+    """Sec. 4 / VideoMAE "tube" masking: MAE's random masking of N spatial positions
+    from noise (B, N), the same ones in all t time slots. Over the t*N tubes (time-major):
+        ids_keep (B, t*n), ids_restore (B, t*N), ids_mask (B, t*(N-n)), mask (B, t*N) 1 = masked."""
+    B, N = noise.shape
+    ids_keep, ids_restore, mask = vit.random_masking(B, N, ratio, noise=noise)    # (B, n), (B, N), (B, N)
+    ids_mask = ids_restore.argsort(dim=1)[:, ids_keep.shape[1]:]                   # (B, N-n) the removed ones
+    slot = torch.arange(t, device=noise.device)[None, :, None] * N                 # (1, t, 1) first tube of slot
+    ids_keep = (ids_keep[:, None, :] + slot).reshape(B, -1)                        # (B, t*n)
+    ids_mask = (ids_mask[:, None, :] + slot).reshape(B, -1)                        # (B, t*(N-n))
+    ids_restore = torch.cat([ids_keep, ids_mask], dim=1).argsort(dim=1)            # (B, t*N)
+    return ids_keep, ids_restore, ids_mask, mask.repeat(1, t)                      # ..., (B, t*N)
+
+
+def load_encoder(path, patch, feat_dim):
+    """phi = the frozen vit.ViT under "encoder." (siammae, vicmae, rvm) of a train.py checkpoint
+    {"model": state_dict, "config": dict} with img_size, patch, dim, depth, heads (mlp_ratio)."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ValueError(f"projector={path!r}: no such file; use 'mlp' or a checkpoint written by train.py") from None
+    c = ckpt.get("config", {})   # its tokens must be our tubes (same patch), its width our feature dim F
+    if any(k not in c for k in ("img_size", "patch", "dim", "depth", "heads")) or \
+            (c["patch"], c["dim"]) != (patch, feat_dim):
+        raise ValueError(f"projector checkpoint {path!r}: need config img_size, depth, heads, patch={patch}, "
+                         f"dim={feat_dim} (set patch, feat_dim to match); got {c}")
+    encoder = vit.ViT(c["img_size"], c["patch"], c["dim"], c["depth"], c["heads"], c.get("mlp_ratio", 4.0))
+    try:
+        encoder.load_state_dict({k[8:]: v for k, v in ckpt["model"].items() if k.startswith("encoder.")})
+    except RuntimeError as e:
+        raise ValueError(f"projector checkpoint {path!r} has no vit.ViT under 'encoder.': {e}") from None
+    return encoder.requires_grad_(False).eval()
+
+
+class TubeViT(nn.Module):  # candidate for vit.py (the video twin of vit.ViT)
+    """VideoMAE's encoder: tube embedding + fixed 3D sin-cos positions, pre-norm blocks
+    over the joint space-time sequence, final LayerNorm, no [CLS]. (B, T, 3, H, W),
+    ids_keep (B, m) -> (B, m, D) the kept tubes in that order (all t*N if None)."""
+
+    def __init__(self, img_size, num_frames, patch, tubelet, dim, depth, heads, mlp_ratio):
+        super().__init__()
+        self.patch, self.tubelet = patch, tubelet
+        self.grid = (num_frames // tubelet, img_size // patch, img_size // patch)      # (t, h, w)
+        self.tube_embed = vit.TubeEmbed(patch, dim, tubelet)
+        self.register_buffer("pos_embed", vit.sincos_pos_3d(*self.grid, dim)[None], persistent=False)  # (1, t*N, D)
+        self.blocks = nn.ModuleList([vit.Block(dim, heads, mlp_ratio) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim)
+
+    def pos_for(self, table, t, h, w):
+        """(1, t*h*w, D) 3D sin-cos positions: the cached `table` (1, t*N, D) on the default grid."""
+        return table if (t, h, w) == self.grid else vit.sincos_pos_3d(t, h, w, table.shape[-1])[None].to(table.device)
+
+    def forward(self, video, ids_keep=None):
+        t, h, w = video.shape[1] // self.tubelet, video.shape[3] // self.patch, video.shape[4] // self.patch
+        x = self.tube_embed(video) + self.pos_for(self.pos_embed, t, h, w)   # (B, t*N, D)
+        x = x if ids_keep is None else vit.gather_tokens(x, ids_keep)              # (B, m, D)
+        for block in self.blocks:
+            x = block(x)
+        return self.norm(x)
+
+
+# ----------------------------------------------------------------------------
+# the model
+
+
+class SIGMA(nn.Module):
+
+    def __init__(self, cfg=None):
+        super().__init__()
+        self.cfg = cfg = cfg or Config()
+        # Sec. 3.1: the video model Psi, an asymmetric encoder-decoder (VideoMAE)
+        self.encoder = TubeViT(cfg.img_size, cfg.num_frames, cfg.patch, cfg.tubelet, cfg.dim, cfg.depth,
+                               cfg.heads, cfg.mlp_ratio)
+        self.decoder_embed = nn.Linear(cfg.dim, cfg.decoder_dim)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, cfg.decoder_dim))
+        pos = vit.sincos_pos_3d(*self.encoder.grid, cfg.decoder_dim)[None]        # (1, t*N, Dd), fixed
+        self.register_buffer("decoder_pos", pos, persistent=False)
+        self.decoder_blocks = nn.ModuleList([vit.Block(cfg.decoder_dim, cfg.decoder_heads, cfg.mlp_ratio)
+                                             for _ in range(cfg.decoder_depth)])
+        self.decoder_norm = nn.LayerNorm(cfg.decoder_dim)
+        self.decoder_pred = nn.Linear(cfg.decoder_dim, cfg.feat_dim)   # to the feature space, not pixels
+        # Sec. 3.2, Sec. 4: phi, an MLP on each tube's normalized pixels (Linear -> GELU -> ... -> Linear)
+        widths = [cfg.tubelet * cfg.patch ** 2 * 3, *cfg.proj_hidden, cfg.feat_dim]
+        layers = [m for a, b in zip(widths[:-1], widths[1:]) for m in (nn.Linear(a, b), nn.GELU())]
+        self.projector = nn.Sequential(*layers[:-1]) if cfg.projector == "mlp" else None   # no GELU at the end
+        # Sec. 3.3: K learnable prototypes C (K, F); none in the l2 ablation (no unused parameters for DDP)
+        self.prototypes = nn.Parameter(torch.randn(cfg.num_prototypes, cfg.feat_dim)) if cfg.loss != "l2" else None
+        self.apply(vit.init_weights)
+        nn.init.normal_(self.mask_token, std=0.02)
+        if self.prototypes is not None:
+            self.prototypes.data = F.normalize(self.prototypes.data, dim=1)        # random unit vectors
+        # "SIGMA w/ DINO": loaded after init_weights, which would overwrite it
+        self.frozen_encoder = None if cfg.projector == "mlp" else load_encoder(cfg.projector, cfg.patch, cfg.feat_dim)
+
+    def encode(self, video, ids_keep):
+        """Sec. 3.1: Psi's encoder on the visible tubes only: (B, T, 3, H, W), (B, t*n) -> (B, t*n, D)."""
+        return self.encoder(video, ids_keep)
+
+    def decode(self, latent, ids_restore, t, h, w):
+        """Psi's decoder (VideoMAE): visible tubes back among [MASK] tokens, positions, blocks,
+        a head to the feature space. latent (B, t*n, D), ids_restore (B, t*N) -> x^Psi of every tube (B, t*N, F)."""
+        x = vit.restore_tokens(self.decoder_embed(latent), ids_restore, self.mask_token)  # (B, t*N, Dd)
+        x = x + self.encoder.pos_for(self.decoder_pos, t, h, w)
+        for block in self.decoder_blocks:
+            x = block(x)
+        return self.decoder_pred(self.decoder_norm(x))                            # (B, t*N, F)
+
+    def project(self, video, ids=None):
+        """Sec. 3.2: phi's features x^phi of the tubes at ids (B, m) ("inverse
+        masking": the masked ones), or of all t*N tubes: (B, T, 3, H, W) -> (B, m, F)."""
+        cfg = self.cfg
+        if self.projector is not None:
+            tubes = tubify(video, cfg.patch, cfg.tubelet)                         # (B, t*N, k*p*p*3)
+            tubes = tubes if ids is None else vit.gather_tokens(tubes, ids)       # (B, m, k*p*p*3)
+            # each tube normalized by its own statistics (MAE's norm_pix; code: per colour channel)
+            return self.projector(vit.normalize_patches(tubes))                   # (B, m, F)
+        B, T, _, H, W = video.shape
+        with torch.no_grad():   # frozen phi: per-frame patch tokens, a tube = the mean of its frames
+            x = self.frozen_encoder(video.reshape(B * T, 3, H, W))[:, 1:]         # (B*T, N, F), drop [CLS]
+            x = x.reshape(B, T // cfg.tubelet, cfg.tubelet, x.shape[1], -1).mean(2).flatten(1, 2)  # (B, t*N, F)
+            # code: each channel standardized over the video's tubes ("normlize_target"), then phi = identity
+            x = (x - x.mean(dim=1, keepdim=True)) / (x.var(dim=1, keepdim=True) + 1e-6) ** 0.5
+        return x if ids is None else vit.gather_tokens(x, ids)                    # (B, m, F)
+
+    def scores(self, x, detach_prototypes=False):
+        """Eq. 5-6: x~ = x^T c (cosines), x (B, m, F) -> (B, m, K), in fp32 even under autocast."""
+        C = self.prototypes.detach() if detach_prototypes else self.prototypes
+        with torch.autocast(x.device.type, enabled=False):
+            return F.normalize(x.float(), dim=-1) @ F.normalize(C.float(), dim=-1).t()   # (B, m, K)
+
+    def loss(self, x_psi, x_phi):
+        """Eq. 7 (Eq. 2 when cfg.loss == "l2") between Psi's predictions and phi's
+        features of the same masked tubes, both (B, m, F)."""
+        cfg = self.cfg
+        phi_std = x_phi.detach().float().flatten(0, 1).std(dim=0).mean()         # -> 0 when phi collapses
+        if cfg.loss == "l2":                                                      # Eq. 2
+            return {"loss": (x_phi.float() - x_psi.float()).pow(2).sum(-1).mean(), "phi_std": phi_std}
+        s_phi = self.scores(x_phi)                                                # (B, m, K)
+        s_psi = self.scores(x_psi, detach_prototypes=cfg.detach_proto_psi)        # (B, m, K)
+        # Eq. 3-4: one Sinkhorn over all masked tubes of the batch, per branch; q carries no gradient
+        q_phi, q_psi = (sinkhorn(s.flatten(0, 1), cfg.sinkhorn_eps, cfg.sinkhorn_iters) for s in (s_phi, s_psi))
+        if cfg.hard_targets:   # code: the target is argmax(q), a one-hot label
+            q_phi, q_psi = (F.one_hot(q.argmax(1), cfg.num_prototypes).float() for q in (q_phi, q_psi))
+        # Eq. 5-6: CE(x~, q) = -sum_k q_k log softmax(x~ / tau)_k, averaged over the B masked tubes (Eq. 7)
+        ce = lambda s, q: -(q * F.log_softmax(s.flatten(0, 1) / cfg.temperature, dim=1)).sum(1).mean()
+        ce_phi, ce_psi = ce(s_phi, q_psi), ce(s_psi, q_phi)  # phi predicts Psi's clusters, and vice versa
+        # how evenly phi's tubes pick prototypes (argmax): log K when all are used, 0 when collapsed
+        usage = F.one_hot(s_phi.detach().argmax(-1), cfg.num_prototypes).float().mean(dim=(0, 1))   # (K,)
+        entropy = -(usage * usage.clamp(min=1e-12).log()).sum()
+        return {"loss": ce_phi + ce_psi, "ce_phi": ce_phi.detach(), "ce_psi": ce_psi.detach(),
+                "usage_entropy": entropy, "phi_std": phi_std}
+
+    def run(self, batch):
+        """forward's and reconstruct's path: -> x^Psi (B, t*N, F), ids_mask (B, t*(N-n)), mask (B, t*N)."""
+        video, noise, cfg = batch["video"], batch["noise"], self.cfg
+        vit.check_frames(video, cfg.patch, "video", ndim=5)
+        B, T, _, H, W = video.shape
+        t, h, w = T // cfg.tubelet, H // cfg.patch, W // cfg.patch
+        if T % cfg.tubelet or tuple(noise.shape) != (B, h * w):
+            raise ValueError(f"video must be (B, T, 3, H, W) with T divisible by tubelet={cfg.tubelet} and noise (B, N)"
+                             f" = ({B}, {h * w}); got video {tuple(video.shape)}, noise {tuple(noise.shape)}")
+        if cfg.renorm_prototypes and self.prototypes is not None:   # code: C renormalized in place
+            self.prototypes.data.copy_(F.normalize(self.prototypes.data, dim=1))
+        ids_keep, ids_restore, ids_mask, mask = tube_masking(noise.to(video.device), t, cfg.mask_ratio)
+        x_psi = self.decode(self.encode(video, ids_keep), ids_restore, t, h, w)  # (B, t*N, F)
+        return x_psi, ids_mask, mask
+
+    def forward(self, batch):
+        x_psi, ids_mask, _ = self.run(batch)   # Fig. 2: Psi and phi on the same masked tubes
+        return self.loss(vit.gather_tokens(x_psi, ids_mask), self.project(batch["video"], ids_mask))
+
+    @torch.no_grad()
+    def features(self, video):
+        """(B, T, 3, H, W) -> (B, T, h, w, D): encoder tokens of every tube (no masking), each
+        repeated over its frames, in consecutive windows of num_frames (SIGMA's limited temporal
+        support); a last partial window is padded to whole tubes with its last frame."""
+        vit.check_frames(video, self.cfg.patch, "video", ndim=5)
+        B, T, _, H, W = video.shape
+        k, h, w, out = self.cfg.tubelet, H // self.cfg.patch, W // self.cfg.patch, []
+        for start in range(0, T, self.cfg.num_frames):
+            clip = video[:, start:start + self.cfg.num_frames]                   # (B, T', 3, H, W)
+            full = torch.cat([clip, clip[:, -1:].expand(-1, -clip.shape[1] % k, -1, -1, -1)], dim=1)  # (B, t*k, ...)
+            x = self.encoder(full).reshape(B, full.shape[1] // k, h, w, -1)      # (B, t, h, w, D)
+            out.append(x.repeat_interleave(k, dim=1)[:, :clip.shape[1]])          # (B, T', h, w, D)
+        return torch.cat(out, dim=1)                                              # (B, T, h, w, D)
+
+    @torch.no_grad()
+    def reconstruct(self, batch):
+        """For display, per frame (B, T, h, w): "mask" (1 = masked tube) and, with prototypes,
+        cluster maps (argmax of the scores): "assign_phi" of every tube (the learned targets),
+        "assign_psi" Psi's prediction for the masked tubes (-1 on visible ones)."""
+        video, (k, p) = batch["video"], (self.cfg.tubelet, self.cfg.patch)
+        B, T, _, H, W = video.shape
+        x_psi, _, mask = self.run(batch)                                          # (B, t*N, F), (B, t*N)
+        frames = lambda a: a.reshape(B, T // k, H // p, W // p).repeat_interleave(k, dim=1)   # (B, T, h, w)
+        out = {"video": video, "mask": frames(mask)}
+        if self.prototypes is not None:
+            out["assign_psi"] = frames(torch.where(mask.bool(), self.scores(x_psi).argmax(-1), -1))
+            out["assign_phi"] = frames(self.scores(self.project(video)).argmax(-1))
+        return out
