@@ -107,19 +107,6 @@ def sample(clip, cfg, generator):
 # helpers
 
 
-def patch_targets(frames, patch, norm_pix=True):
-    """(B, 3, H, W) -> (B, N, p*p*3) reconstruction targets: raw pixels, or each
-    patch normalized by its own mean and variance (MAE's norm_pix_loss)."""
-    target = vit.patchify(frames, patch)                   # (B, N, P)
-    return vit.normalize_patches(target) if norm_pix else target
-
-
-def denormalize_patches(pred, target, eps=1e-6):  # candidate for vit.py (inverse of normalize_patches)
-    """Map a prediction made in normalized-patch space back to pixels with the
-    statistics of the true patches (for display only). (..., P) -> (..., P)."""
-    return pred * (target.var(dim=-1, keepdim=True) + eps) ** 0.5 + target.mean(dim=-1, keepdim=True)
-
-
 def check_pair(batch, patch):
     """f1, f2 (B, 3, H, W) of one shape and noise (B, N), or a ValueError."""
     f1, f2, noise = batch["f1"], batch["f2"], batch["noise"]
@@ -213,7 +200,7 @@ class SiamMAE(nn.Module):
     def loss(self, pred, f2, mask):
         """Sec. 3: l2 between prediction and (normalized) pixels of f2, on the
         masked patches only. pred (B, N, P), f2 (B, 3, H, W), mask (B, N), 1 = masked."""
-        return vit.masked_mse(pred, patch_targets(f2, self.cfg.patch, self.cfg.norm_pix_loss), mask)
+        return vit.masked_mse(pred, vit.patch_targets(f2, self.cfg.patch, self.cfg.norm_pix_loss), mask)
 
     def predict(self, batch):
         """The shared path of forward and reconstruct: -> pred (B, N, P), mask (B, N)."""
@@ -231,7 +218,7 @@ class SiamMAE(nn.Module):
         with torch.no_grad():
             # what copying f1's patch at the same place would score: the model must beat it by
             # modelling motion (it is 0 where nothing moves)
-            copy = self.loss(patch_targets(batch["f1"], self.cfg.patch, self.cfg.norm_pix_loss), batch["f2"], mask)
+            copy = self.loss(vit.patch_targets(batch["f1"], self.cfg.patch, self.cfg.norm_pix_loss), batch["f2"], mask)
         return {"loss": loss, "loss_copy_f1": copy}
 
     @torch.no_grad()
@@ -253,7 +240,7 @@ class SiamMAE(nn.Module):
         f1, f2 = batch["f1"], batch["f2"]
         p, (H, W) = self.cfg.patch, f2.shape[-2:]
         target = vit.patchify(f2, p)                                             # (B, N, P)
-        pred = denormalize_patches(pred.float(), target) if self.cfg.norm_pix_loss else pred.float()
+        pred = vit.denormalize_patches(pred.float(), target) if self.cfg.norm_pix_loss else pred.float()
         paste = torch.where(mask[..., None].bool(), pred, target)                # (B, N, P)
         pred, paste = vit.unpatchify(pred, p, H // p, W // p), vit.unpatchify(paste, p, H // p, W // p)  # (B, 3, H, W)
         return {"f1": f1, "f2": f2, "pred": pred, "paste": paste, "mask": mask}

@@ -131,19 +131,6 @@ def sample(clip, cfg, generator):
 # helpers
 
 
-def patch_targets(frames, patch, norm_pix=True):
-    """(B, 3, H, W) -> (B, N, p*p*3) reconstruction targets: raw pixels, or each
-    patch normalized by its own mean and variance (MAE's norm_pix_loss)."""
-    target = vit.patchify(frames, patch)                   # (B, N, P)
-    return vit.normalize_patches(target) if norm_pix else target
-
-
-def denormalize_patches(pred, target, eps=1e-6):  # candidate for vit.py (inverse of normalize_patches)
-    """Map a prediction made in normalized-patch space back to pixels with the
-    statistics of the true patches (for display only). (..., P) -> (..., P)."""
-    return pred * (target.var(dim=-1, keepdim=True) + eps) ** 0.5 + target.mean(dim=-1, keepdim=True)
-
-
 def check_views(batch, patch):
     """f1, f2 (B, 3, H, W) of one shape and noise1, noise2 (B, N), or a ValueError."""
     f1, f2, n1, n2 = batch["f1"], batch["f2"], batch["noise1"], batch["noise2"]
@@ -278,7 +265,7 @@ class ViCMAE(nn.Module):
     def loss(self, pred, frames, mask, p, z, step=None):
         """pred (2B, N, P) for frames (2B, 3, H, W) (f1s then f2s), mask (2B, N)
         1 = masked, p, z (B, K) -> L = recon_weight L_MASK + lambda(step) L_NEG."""
-        target = patch_targets(frames, self.cfg.patch, self.cfg.norm_pix_loss)   # (2B, N, P)
+        target = vit.patch_targets(frames, self.cfg.patch, self.cfg.norm_pix_loss)   # (2B, N, P)
         # Eq. 2 on the masked patches; both views mask the same number of patches,
         # so one mean over the 2B frames is the average of the two views' losses
         loss_mask = vit.masked_mse(pred, target, mask)
@@ -338,7 +325,7 @@ class ViCMAE(nn.Module):
         frames, _, pred, mask = self.predict(batch)                              # (2B, N, P), (2B, N)
         p, (H, W) = self.cfg.patch, frames.shape[-2:]
         target = vit.patchify(frames, p)                                         # (2B, N, P)
-        pred = denormalize_patches(pred.float(), target) if self.cfg.norm_pix_loss else pred.float()
+        pred = vit.denormalize_patches(pred.float(), target) if self.cfg.norm_pix_loss else pred.float()
         paste = torch.where(mask[..., None].bool(), pred, target)                # (2B, N, P)
         pred, paste = vit.unpatchify(pred, p, H // p, W // p), vit.unpatchify(paste, p, H // p, W // p)  # (2B, 3, H, W)
         two = lambda t: torch.stack(t.chunk(2), dim=1)                           # (2B, ...) -> (B, 2, ...)

@@ -72,6 +72,20 @@ def normalize_patches(target, eps=1e-6):
     return (target - mean) / (var + eps) ** 0.5
 
 
+def denormalize_patches(pred, target, eps=1e-6):
+    """The inverse of `normalize_patches` for display: a prediction made in
+    normalized-patch space mapped back to pixels with the statistics of the
+    true patches `target`. (..., P) -> (..., P)."""
+    return pred * (target.var(dim=-1, keepdim=True) + eps) ** 0.5 + target.mean(dim=-1, keepdim=True)
+
+
+def patch_targets(frames, patch, norm_pix=True):
+    """(B, 3, H, W) -> (B, N, p*p*3) reconstruction targets: raw pixels, or
+    every patch normalized by its own statistics (MAE's norm_pix_loss)."""
+    target = patchify(frames, patch)                   # (B, N, P)
+    return normalize_patches(target) if norm_pix else target
+
+
 def masked_mse(pred, target, mask):
     """Mean squared error per token, averaged over the tokens where mask == 1
     only (MAE: the loss is on removed patches). pred, target (B, N, P); mask

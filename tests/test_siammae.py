@@ -257,7 +257,7 @@ def test_features_are_per_frame_for_any_length_and_size():
 
 def test_reconstruct_denormalizes_and_pastes_visible_patches():
     t = torch.rand(4, 5, 48)
-    assert torch.allclose(S.denormalize_patches(vit.normalize_patches(t), t), t, atol=1e-5)
+    assert torch.allclose(vit.denormalize_patches(vit.normalize_patches(t), t), t, atol=1e-5)
     cfg = cfg_()
     model, batch = model_(cfg), batch_(cfg, B=2)
     rec = model.reconstruct(batch)
@@ -266,7 +266,7 @@ def test_reconstruct_denormalizes_and_pastes_visible_patches():
     assert torch.equal(torch.where(pix, 0, rec["paste"]), torch.where(pix, 0, batch["f2"]))
     assert torch.equal(torch.where(pix, rec["paste"], 0), torch.where(pix, rec["pred"], 0))
     pred, _ = model.predict(batch)                                            # pred is in the patches' own statistics
-    assert torch.allclose(S.patch_targets(rec["pred"], cfg.patch)[rec["mask"].bool()],
+    assert torch.allclose(vit.patch_targets(rec["pred"], cfg.patch)[rec["mask"].bool()],
                           vit.normalize_patches(pred)[rec["mask"].bool()], atol=1e-3)
 
 

@@ -214,7 +214,7 @@ def test_both_losses_send_gradient_into_the_encoder():
     cfg = small_cfg(lam_warmup_steps=10)
     model, batch = vicmae.ViCMAE(cfg), make_batch(cfg)
     frames, x, pred, mask = model.predict(batch)
-    l_mask = vit.masked_mse(pred, vicmae.patch_targets(frames, 8), mask)
+    l_mask = vit.masked_mse(pred, vit.patch_targets(frames, 8), mask)
     l_neg = vicmae.info_nce(*model.project(x[:4], x[4:]), cfg.tau)
     enc = list(model.encoder.blocks.parameters())
     g_mask = torch.autograd.grad(l_mask, enc + list(model.predictor.parameters()), retain_graph=True,

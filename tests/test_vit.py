@@ -199,3 +199,12 @@ def test_tube_embed_shape_and_order():
     x2[:, 2:] += 1
     out2 = emb(x2)
     assert torch.allclose(out[:, :6], out2[:, :6]) and not torch.allclose(out[:, 6:], out2[:, 6:])
+
+
+def test_patch_targets_and_denormalize_round_trip():
+    x = torch.rand(2, 3, 16, 16)
+    raw = vit.patch_targets(x, 8, norm_pix=False)
+    assert torch.equal(raw, vit.patchify(x, 8))
+    normed = vit.patch_targets(x, 8)
+    assert torch.allclose(normed, vit.normalize_patches(raw))
+    assert torch.allclose(vit.denormalize_patches(normed, raw), raw, atol=1e-5)
