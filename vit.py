@@ -310,8 +310,10 @@ def init_weights(m):
         if m.bias is not None:
             nn.init.zeros_(m.bias)
     elif isinstance(m, nn.LayerNorm):
-        nn.init.ones_(m.weight)
-        nn.init.zeros_(m.bias)
+        if m.weight is not None:
+            nn.init.ones_(m.weight)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
     elif isinstance(m, (nn.Conv2d, nn.Conv3d)):
         nn.init.xavier_uniform_(m.weight.view(m.weight.shape[0], -1))
         if m.bias is not None:

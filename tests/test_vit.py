@@ -208,3 +208,9 @@ def test_patch_targets_and_denormalize_round_trip():
     normed = vit.patch_targets(x, 8)
     assert torch.allclose(normed, vit.normalize_patches(raw))
     assert torch.allclose(vit.denormalize_patches(normed, raw), raw, atol=1e-5)
+
+
+def test_init_weights_handles_layernorm_without_bias():
+    m = nn.Sequential(nn.LayerNorm(8, bias=False), nn.LayerNorm(8, elementwise_affine=False), nn.Linear(8, 8, bias=False))
+    m.apply(vit.init_weights)
+    assert torch.all(m[0].weight == 1)

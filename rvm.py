@@ -1,0 +1,349 @@
+"""RVM: Recurrent Video Masked Autoencoders (Zoran et al. 2025)
+https://arxiv.org/abs/2512.13684 (project page https://rvm-paper.github.io)
+
+SiamMAE with a memory. n_source consecutive frames are seen whole, one at a
+time; n_targets later frames, each `delta` frames after the last source frame,
+are 95% masked and rebuilt from what the model remembers. Every frame goes
+through the same per-frame ViT; a GRU-gated transformer core (Sec. 3.2) reads
+the source frames in order: the current frame's tokens query (cross-attend to)
+the previous state, a reset gate decides how much of the state to show, an
+update gate how much of it to replace, and the new state is the frame's
+feature; a cross-attention decoder (Sec. 3.1) rebuilds each target from its few
+visible patches, [MASK] tokens, its time offset and the core's outputs.
+
+Why it sees motion that a frame model cannot (the moving white-noise square,
+Sec. 4.4, Fig. 6): each frame of that video is white noise on its own, so a
+frame encoder (SiamMAE, DINO) has nothing to segment. In the core the queries
+are the current frame and the keys/values the memory of earlier ones: a
+background patch finds its own content at its own place in the state, a patch
+of the square finds it a step away. The square exists only across time, and
+the loss asks for it: to paint the target, the decoder must know where the
+square has gone. Why asymmetric masking (Sec. 3.1): sources are unmasked, so
+the state is built from whole frames, as at test time; a target keeps only
+int(0.05 N) patches, too few to copy, so its pixels must come from the past.
+
+Loss (Sec. 3.1): plain L2 over every pixel of every target frame (all patches,
+no per-patch normalization), averaged over the n_targets targets:
+    L = 1/K sum_k 1/(3HW) ||X_hat_k - X_k||^2
+
+Train: python train.py --method rvm --preset tiny
+"""
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
+import vit
+
+
+@dataclass
+class Config:
+    # --- encoder: the shared tiny ViT (paper: ViT-S/B/L/H at 256 px, patch 16, Sec. 4.1) ---
+    img_size: int = 64          # paper 256; tiny 64 so a CPU step takes a fraction of a second
+    patch: int = 8              # paper 16; tiny 8 -> 8x8 = 64 tokens per frame
+    dim: int = 128              # paper 384 (ViT-S); also the core's width: the state lives in the encoder's space
+    depth: int = 4              # paper 12 (ViT-S)
+    heads: int = 4              # paper 6 (ViT-S); also the core's heads (official code: same as the encoder's)
+    mlp_ratio: float = 4.0      # paper 4 (ViT)
+    # --- recurrent core (Sec. 3.2) ---
+    core: str = "gru"           # "gru" (paper) | "sa": full self-attention over all source frames (Table 3b)
+    core_depth: int = 2         # CrossBlocks in Tx; official (ViT-L) model 4; tiny 2 (a third of a step's cost)
+    # --- decoder (Sec. 3.1), fixed across model sizes as in MAE (Sec. 4.1) ---
+    decoder_dim: int = 128      # official 512; tiny 128
+    decoder_depth: int = 2      # official 8; tiny 2
+    decoder_heads: int = 4      # official 16; tiny 4
+    # --- the pretext task (Sec. 3, 4.1) ---
+    mask_ratio: float = 0.95    # of each target's patches; sources are never masked
+    n_source: int = 4           # consecutive source frames unrolled by the core; paper 4 (Table 3a: 1, 2, 4)
+    n_targets: int = 4          # targets per clip, each its own delta; paper 4; tiny 4 (2 cost 3/4 as much)
+    delta_min: int = 1          # paper 4 (frames after the last source frame). Tiny: the square moves 1-3 px
+    delta_max: int = 8          # per frame, so 1-8 frames is 1-24 px, up to 3 patches; paper 48
+    clip_len: int = 16          # frames the loader supplies; needs >= n_source + delta_max; paper 64
+    max_delta: int = 16         # classes of the one-hot time-offset embedding (> delta_max); official 64
+    checkpoint: bool = False    # recompute the per-frame encoder in backward (BPTT memory, Sec. 5); for ViT-L/H
+    # --- optimizer: AdamW, warmup + cosine (Sec. 4.1; values in the paper's supplement, so MAE's) ---
+    blr: float = 4e-3           # MAE 1.5e-4 per 256 clips; tiny as siammae.py (8x more gave the same 600 steps)
+    weight_decay: float = 0.05  # MAE 0.05
+    betas: tuple = (0.9, 0.95)  # MAE (0.9, 0.95)
+    warmup_steps: int = 50      # tiny ~8% of a 600-step run
+    grad_clip: float = 1.0      # MAE 0 (no clip); tiny 1.0 guards backprop through time at a larger lr
+
+    def __post_init__(self):
+        if self.img_size % self.patch:
+            raise ValueError(f"img_size={self.img_size} is not divisible by patch={self.patch}")
+        vit.num_visible((self.img_size // self.patch) ** 2, self.mask_ratio)  # raises on a bad ratio
+        if self.core not in ("gru", "sa"):
+            raise ValueError(f"core must be 'gru' or 'sa'; got {self.core!r}")
+        if self.n_source < 1 or self.n_targets < 1:
+            raise ValueError(f"need n_source >= 1 and n_targets >= 1; got {self.n_source}, {self.n_targets}")
+        if not 1 <= self.delta_min <= self.delta_max < self.max_delta:
+            raise ValueError(f"need 1 <= delta_min <= delta_max < max_delta; got "
+                             f"{self.delta_min}, {self.delta_max}, {self.max_delta}")
+        if self.clip_len < self.n_source + self.delta_max:
+            raise ValueError(f"clip_len={self.clip_len} < n_source + delta_max = {self.n_source + self.delta_max}")
+
+    @classmethod
+    def tiny(cls):
+        return cls()
+
+    @classmethod
+    def small(cls):
+        # RVM-S: ViT-S/16 on 256 px; core depth and decoder of the official (ViT-L) model; Sec. 4.1 sampling
+        return cls(img_size=256, patch=16, dim=384, depth=12, heads=6, core_depth=4, decoder_dim=512,
+                   decoder_depth=8, decoder_heads=16, delta_min=4, delta_max=48, clip_len=64, max_delta=64,
+                   blr=1.5e-4, warmup_steps=5000, grad_clip=0.0)  # warmup: 5% of train.py's 100k steps
+
+
+def sample(clip, cfg, generator):
+    """Sec. 4.1: from each clip (B, T, 3, H, W) take n_source consecutive frames
+    (a uniform start where the widest gap fits) and n_targets targets, each independently
+    delta ~ U{delta_min..delta_max} frames after the last source frame; draw the noise
+    (B, n_targets, N) that masks the targets. The data pipeline cropped and
+    flipped the clip as a whole. Randomness from `generator`: start, deltas, noise."""
+    vit.check_frames(clip, cfg.patch, "clip", ndim=5)
+    B, T, _, H, W = clip.shape
+    S, K = cfg.n_source, cfg.n_targets
+    if T < S + cfg.delta_max:
+        raise ValueError(f"clip has {T} frames; need n_source + delta_max = {S + cfg.delta_max} (clip_len)")
+    gen_device = generator.device
+    start = torch.randint(0, T - S - cfg.delta_max + 1, (B, 1), generator=generator, device=gen_device)  # (B, 1)
+    delta = torch.randint(cfg.delta_min, cfg.delta_max + 1, (B, K), generator=generator, device=gen_device)
+    noise = torch.rand(B, K, (H // cfg.patch) * (W // cfg.patch), generator=generator, device=gen_device)
+    t_source = start + torch.arange(S, device=gen_device)                  # (B, S) consecutive
+    t_target = start + S - 1 + delta                                       # (B, K) delta after the last source
+    rows = torch.arange(B, device=clip.device)[:, None]
+    return {"source": clip[rows, t_source.to(clip.device)].cpu(),          # (B, S, 3, H, W)
+            "target": clip[rows, t_target.to(clip.device)].cpu(),          # (B, K, 3, H, W)
+            "delta": delta.cpu(), "noise": noise.cpu(),                    # (B, K), (B, K, N)
+            "t_source": t_source.cpu(), "t_target": t_target.cpu()}
+
+
+# ----------------------------------------------------------------------------
+# helpers
+
+
+def patch_targets(frames, patch):
+    """(B, K, 3, H, W) -> (B, K, N, p*p*3), raw pixels (Sec. 3.1: no per-patch normalization)."""
+    x = vit.patchify(frames.flatten(0, 1), patch)                          # (B*K, N, P)
+    return x.view(*frames.shape[:2], *x.shape[1:])                         # (B, K, N, P)
+
+
+def check_batch(batch, patch):
+    """source (B, S, 3, H, W), target (B, K, 3, H, W), delta (B, K), noise (B, K, N), or a ValueError."""
+    source, target, delta, noise = (batch[k] for k in ("source", "target", "delta", "noise"))
+    vit.check_frames(source, patch, "source", ndim=5)
+    vit.check_frames(target, patch, "target", ndim=5)
+    (B, K, _, H, W), N = target.shape, (target.shape[-2] // patch) * (target.shape[-1] // patch)
+    if (source.shape[0], *source.shape[2:]) != (B, 3, H, W) or (*delta.shape, *noise.shape) != (B, K, B, K, N):
+        raise ValueError(f"need source (B, S, 3, H, W), target (B, K, 3, H, W), delta (B, K), noise (B, K, N); "
+                         f"got {[tuple(x.shape) for x in (source, target, delta, noise)]}")
+    return source, target, delta, noise
+
+
+# ----------------------------------------------------------------------------
+# the recurrent core (Sec. 3.2) and its self-attention ablation (Table 3b)
+
+
+class GatedCore(nn.Module):
+    """Sec. 3.2, one step of the GRU-gated transformer core, s_t = R(e_t, s_{t-1}):
+        u_t = sigmoid(W_e^u e_t + W_s^u s_{t-1})          update gate
+        r_t = sigmoid(W_e^r e_t + W_s^r s_{t-1})          reset gate
+        h_t = Tx(q = e_t, kv = r_t * LN(s_{t-1}))         cross- then self-attention
+        s_t = (1 - u_t) * s_{t-1} + u_t * h_t,   o_t = s_t
+    The W are bias-free linears on the feature dimension, shared by all tokens.
+    e_t and s_t are (B, 1+N, D): one state vector per token, [CLS] included."""
+
+    def __init__(self, dim, depth, heads, mlp_ratio):
+        super().__init__()
+        self.w_eu, self.w_su = nn.Linear(dim, dim, bias=False), nn.Linear(dim, dim, bias=False)
+        self.w_er, self.w_sr = nn.Linear(dim, dim, bias=False), nn.Linear(dim, dim, bias=False)
+        # LN(s_{t-1}) is in the official code (scale, no bias, eps 1e-4), not in the paper's equation: it keeps
+        # the keys' scale fixed however the state drifts (a bare scale: vit.init_weights wants LN biases).
+        # vit.CrossBlock then also normalizes its keys/values (norm_kv); the official block does not.
+        self.state_scale = nn.Parameter(torch.ones(dim))
+        self.blocks = nn.ModuleList([vit.CrossBlock(dim, heads, mlp_ratio) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim)       # Tx ends with a LayerNorm, as in the official code
+
+    def tx(self, e, kv):
+        h = e
+        for block in self.blocks:
+            h = block(h, kv)                 # (B, 1+N, D): queries e_t, keys/values the reset state
+        return self.norm(h)
+
+    def forward(self, e, s):
+        u = torch.sigmoid(self.w_eu(e) + self.w_su(s))        # (B, 1+N, D) update gate
+        r = torch.sigmoid(self.w_er(e) + self.w_sr(s))        # (B, 1+N, D) reset gate
+        ln = F.layer_norm(s, s.shape[-1:], self.state_scale.to(s.dtype), None, eps=1e-4)
+        h = self.tx(e, r * ln)                                # (B, 1+N, D) candidate state
+        return (1 - u) * s + u * h                            # (B, 1+N, D) s_t = o_t
+
+
+class SelfAttentionCore(nn.Module):
+    """Table 3b ablation: no recurrence; full self-attention over the tokens of all frames together
+    (1 x p x p patches + a sin-cos time encoding), same depth and width as the gated core.
+    Every output sees every frame, the future too, at a cost that grows as T^2."""
+
+    def __init__(self, dim, depth, heads, mlp_ratio):
+        super().__init__()
+        self.blocks = nn.ModuleList([vit.Block(dim, heads, mlp_ratio) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, e):
+        B, T, L, D = e.shape
+        when = vit.sincos_1d(torch.arange(T), D).to(e.device, e.dtype)      # (T, D) frame index
+        x = (e + when[None, :, None]).reshape(B, T * L, D)                  # (B, T(1+N), D), time-major
+        for block in self.blocks:
+            x = block(x)
+        return self.norm(x).view(B, T, L, D)                                # (B, T, 1+N, D)
+
+
+# ----------------------------------------------------------------------------
+# the model
+
+
+class RVM(nn.Module):
+
+    def __init__(self, cfg=None):
+        super().__init__()
+        self.cfg = cfg = cfg or Config()
+        # Sec. 3.1 "Encoder": one ViT for every frame, source and target (shared weights, as SiamMAE)
+        self.encoder = vit.ViT(cfg.img_size, cfg.patch, cfg.dim, cfg.depth, cfg.heads, cfg.mlp_ratio)
+        # Sec. 3.2 "Recurrent core" (or the Table 3b self-attention ablation)
+        Core = GatedCore if cfg.core == "gru" else SelfAttentionCore
+        self.rnn = Core(cfg.dim, cfg.core_depth, cfg.heads, cfg.mlp_ratio)
+        # Sec. 3.1 "Decoder": ONE linear embeds both target tokens and source features, [MASK] token,
+        # decoder positions, the time offset (one-hot(delta) -> linear, as the official code), blocks, pixels
+        self.decoder_embed = nn.Linear(cfg.dim, cfg.decoder_dim)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, cfg.decoder_dim))
+        self.delta_embed = nn.Linear(cfg.max_delta, cfg.decoder_dim)
+        grid = cfg.img_size // cfg.patch
+        self.register_buffer("decoder_pos", vit.sincos_pos_2d(grid, grid, cfg.decoder_dim)[None],
+                             persistent=False)            # (1, N, Dd), fixed
+        self.decoder_blocks = nn.ModuleList([vit.CrossBlock(cfg.decoder_dim, cfg.decoder_heads, cfg.mlp_ratio)
+                                             for _ in range(cfg.decoder_depth)])
+        self.decoder_norm = nn.LayerNorm(cfg.decoder_dim)
+        self.decoder_pred = nn.Linear(cfg.decoder_dim, cfg.patch ** 2 * 3)
+        self.apply(vit.init_weights)
+        nn.init.normal_(self.encoder.cls_token, std=0.02)
+        nn.init.normal_(self.mask_token, std=0.02)
+
+    def encode(self, source, target, ids_keep):
+        """Sec. 3.1 "Encoder": every frame through the ViT on its own. source (B, S, 3, H, W) whole, target
+        (B, K, 3, H, W) only its visible patches ids_keep (B*K, n) -> x_src (B, S, 1+N, D), x_tgt (B, K, 1+n, D)."""
+        ckpt = self.cfg.checkpoint and torch.is_grad_enabled()   # recompute in backward: BPTT memory (Sec. 5)
+        run = (lambda x, ids: checkpoint(self.encoder, x, ids, use_reentrant=False)) if ckpt else self.encoder
+        (B, S), K = source.shape[:2], target.shape[1]
+        x_src = run(source.flatten(0, 1), None)                                   # (B*S, 1+N, D)
+        x_tgt = run(target.flatten(0, 1), ids_keep)                               # (B*K, 1+n, D)
+        return x_src.view(B, S, *x_src.shape[1:]), x_tgt.view(B, K, *x_tgt.shape[1:])
+
+    def init_state(self, B, N=None):
+        """s_0 = 0 (Sec. 3.1): (B, 1+N, D), one D-vector per token, [CLS] included."""
+        N = self.encoder.grid[0] * self.encoder.grid[1] if N is None else N
+        return self.encoder.cls_token.new_zeros(B, 1 + N, self.cfg.dim)
+
+    def core(self, x_src, state=None):
+        """Sec. 3.2: unroll the core over encoded frames x_src (B, T, 1+N, D) from `state` (None = s_0)
+        -> outputs o_1..o_T (B, T, 1+N, D) and the last state (None for "sa", which has no state)."""
+        if self.cfg.core == "sa":
+            return self.rnn(x_src), None
+        s = self.init_state(x_src.shape[0], x_src.shape[2] - 1) if state is None else state
+        outs = []
+        for t in range(x_src.shape[1]):
+            s = self.rnn(x_src[:, t], s)                                          # (B, 1+N, D)
+            outs.append(s)
+        return torch.stack(outs, dim=1), s                                        # (B, T, 1+N, D)
+
+    def step(self, frame, state=None):
+        """Streaming: a frame (B, 3, H, W) and the state (B, 1+N, D) (None = s_0) -> its features o_t
+        (B, h, w, D), [CLS] dropped, and the new state. Only the state is carried: memory flat in time."""
+        if self.cfg.core != "gru":
+            raise ValueError("step() needs the recurrent core (core='gru'); the 'sa' ablation has no state")
+        vit.check_frames(frame, self.cfg.patch, "frame")
+        B, _, H, W = frame.shape
+        x = self.encoder(frame)                                                   # (B, 1+N, D)
+        s = self.init_state(B, x.shape[1] - 1) if state is None else state
+        s = self.rnn(x, s)                                                        # (B, 1+N, D)
+        return s[:, 1:].reshape(B, H // self.cfg.patch, W // self.cfg.patch, -1), s   # (B, h, w, D)
+
+    def decoder_tokens(self, x, ids_restore, delta, h, w):
+        """Sec. 3.1 "Decoder" input for the targets: project x (B*K, 1+n, D) to the decoder width,
+        put the n visible tokens back in place among [MASK] tokens, add decoder positions and the
+        embedding of the time offset delta (B*K,) to all N patch tokens. -> (B*K, 1+N, Dd), [CLS] first."""
+        x = self.decoder_embed(x)                                                 # (B*K, 1+n, Dd)
+        patches = vit.restore_tokens(x[:, 1:], ids_restore, self.mask_token)      # (B*K, N, Dd)
+        pos = self.decoder_pos if (h, w) == self.encoder.grid else \
+            vit.sincos_pos_2d(h, w, self.cfg.decoder_dim)[None].to(x.device)      # (1, N, Dd), another size
+        when = self.delta_embed(F.one_hot(delta, self.cfg.max_delta).to(x.dtype))  # (B*K, Dd)
+        return torch.cat([x[:, :1], patches + pos + when[:, None]], dim=1)        # (B*K, 1+N, Dd)
+
+    def decode(self, o_src, x_tgt, ids_restore, delta, h, w):
+        """o_src (B, S, 1+N, D) core outputs, x_tgt (B, K, 1+n, D), ids_restore (B*K, N),
+        delta (B, K) -> the prediction for every patch of every target (B, K, N, p*p*3)."""
+        B, K = x_tgt.shape[:2]
+        y = self.decoder_tokens(x_tgt.flatten(0, 1), ids_restore, delta.flatten(), h, w)   # (B*K, 1+N, Dd)
+        # keys/values: the outputs of ALL source frames, concatenated along the token axis (Sec. 3.1)
+        ctx = self.decoder_embed(o_src.flatten(1, 2))                             # (B, S(1+N), Dd)
+        ctx = ctx[:, None].expand(-1, K, -1, -1).flatten(0, 1)                    # (B*K, S(1+N), Dd)
+        for block in self.decoder_blocks:
+            y = block(y, ctx)                                                     # (B*K, 1+N, Dd)
+        pred = self.decoder_pred(self.decoder_norm(y))[:, 1:]                     # (B*K, N, p*p*3), drop [CLS]
+        return pred.view(B, K, *pred.shape[1:])                                   # (B, K, N, p*p*3)
+
+    def loss(self, pred, target):
+        """Sec. 3.1: plain L2 over ALL pixels of every target (visible patches too, no per-patch
+        normalization), mean over pixels and targets. pred (B, K, N, P), target (B, K, 3, H, W)."""
+        return (pred.float() - patch_targets(target, self.cfg.patch).float()).pow(2).mean()
+
+    def predict(self, batch):
+        """The shared path of forward and reconstruct: -> pred (B, K, N, P), mask (B, K, N)."""
+        source, target, delta, noise = check_batch(batch, self.cfg.patch)
+        B, K, _, H, W = target.shape
+        h, w = H // self.cfg.patch, W // self.cfg.patch
+        # Sec. 3.1 "Masking": sources 0%, each target 95% with its own mask (noise drawn in `sample`)
+        ids_keep, ids_restore, mask = vit.random_masking(B * K, h * w, self.cfg.mask_ratio,
+                                                         noise=noise.flatten(0, 1), device=target.device)
+        x_src, x_tgt = self.encode(source, target, ids_keep)                      # (B, S, 1+N, D), (B, K, 1+n, D)
+        o_src, _ = self.core(x_src)                                               # (B, S, 1+N, D)
+        pred = self.decode(o_src, x_tgt, ids_restore, delta.to(target.device), h, w)   # (B, K, N, P)
+        return pred, mask.view(B, K, h * w)
+
+    def forward(self, batch):
+        pred, mask = self.predict(batch)
+        loss = self.loss(pred, batch["target"])
+        with torch.no_grad():
+            # what pasting the last source frame in place would score: the model must beat it by
+            # modelling motion (it is 0 where nothing moves)
+            copy = self.loss(patch_targets(batch["source"][:, -1:], self.cfg.patch).expand_as(pred), batch["target"])
+        return {"loss": loss, "loss_copy_last": copy}
+
+    @torch.no_grad()
+    def features(self, video):
+        """(B, T, 3, H, W) -> (B, T, h, w, D): the core's output o_t at every frame, the loop of
+        `step` (memory flat in T). The "sa" ablation attends over the whole video at once (~ T^2)."""
+        vit.check_frames(video, self.cfg.patch, "video", ndim=5)
+        B, T, _, H, W = video.shape
+        h, w = H // self.cfg.patch, W // self.cfg.patch
+        if self.cfg.core == "sa":
+            x = self.encoder(video.reshape(B * T, 3, H, W))                       # (B*T, 1+N, D)
+            o, _ = self.core(x.view(B, T, *x.shape[1:]))                          # (B, T, 1+N, D)
+            return o[:, :, 1:].reshape(B, T, h, w, -1)                            # (B, T, h, w, D)
+        out, state = video.new_empty(B, T, h, w, self.cfg.dim), None             # (B, T, h, w, D)
+        for t in range(T):   # filled in place; only the state (B, 1+N, D) is carried from frame to frame
+            out[:, t], state = self.step(video[:, t], state)
+        return out
+
+    @torch.no_grad()
+    def reconstruct(self, batch):
+        """For display: source and target frames, the prediction for every patch of every target
+        ("pred", (B, K, 3, H, W)), "paste" = the targets' visible patches + predicted masked ones,
+        and the mask (B, K, N), 1 = masked."""
+        pred, mask = self.predict(batch)                                          # (B, K, N, P), (B, K, N)
+        target, p = batch["target"], self.cfg.patch
+        (B, K, _, H, W), pred = target.shape, pred.float()
+        paste = torch.where(mask[..., None].bool(), pred, patch_targets(target, p))   # (B, K, N, P)
+        pred, paste = (vit.unpatchify(x.flatten(0, 1), p, H // p, W // p).view(B, K, 3, H, W)
+                       for x in (pred, paste))                                    # (B, K, 3, H, W)
+        return {"source": batch["source"], "target": target, "pred": pred, "paste": paste, "mask": mask}
