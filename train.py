@@ -1,0 +1,529 @@
+"""One training script for all four methods: CPU, one GPU, or many with torchrun.
+
+Examples:
+    python train.py --method rvm --preset tiny                        # CPU, minutes (make demo)
+    python train.py --method siammae --preset small --data PATH        # one GPU
+    torchrun --standalone --nproc_per_node 8 train.py --method sigma --preset small --data PATH --dist fsdp
+    torchrun --nnodes 2 --node_rank R --rdzv_backend c10d --rdzv_endpoint HOST:29500 \\
+             --nproc_per_node 8 train.py ...                           # on each of 2 nodes
+    python train.py --method rvm --out runs/rvm-tiny --resume          # continue a run exactly
+
+It reads top to bottom like nanoGPT's train.py: setup, data, model,
+optimizer, loop, checkpoint. The method file owns the method (its Config,
+its frame-sampling rule `sample`, its loss); this file only optimizes.
+
+Why distributed training and resuming are exact: a method's `sample` draws
+all the randomness of a step (frames, mask noise) from a generator seeded by
+(seed, dataset index), and its forward pass is a pure function of the batch.
+Step s always sees the dataset items [s * batch, (s + 1) * batch), however
+they are split over processes and micro-steps, so 2 DDP processes make the
+same update as 1 process with the whole batch (up to float summation order),
+and a run resumed from a checkpoint (which stores the step) continues as if
+it had never stopped.
+"""
+import argparse
+import dataclasses
+import json
+import math
+import os
+import platform
+import random
+import signal
+import sys
+import time
+from contextlib import nullcontext
+from datetime import timedelta
+from functools import partial
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.flop_counter import FlopCounterMode
+
+import data
+import rvm
+import siammae
+import sigma
+import vicmae
+import vit
+
+# the four methods: name -> module (Config, sample) and name -> its model class
+METHODS = {"rvm": rvm, "siammae": siammae, "vicmae": vicmae, "sigma": sigma}
+MODELS = {"rvm": rvm.RVM, "siammae": siammae.SiamMAE, "vicmae": vicmae.ViCMAE, "sigma": sigma.SIGMA}
+
+# training defaults per preset (the model's are in each method's Config.tiny() / .small()).
+# tiny = `make demo`: RVM, 600 steps of 8 clips, ~0.75 s of CPU time per step (model 0.7,
+# data 0.05), so ~5 min on an idle 2-core CPU; the other methods' steps cost a fifth of that.
+PRESETS = {
+    "tiny": dict(steps=600, batch_size=8, log_every=20, ckpt_every=200),
+    "small": dict(steps=100_000, batch_size=128, log_every=50, ckpt_every=2000),
+}
+# dense bf16 peak of one GPU, for the MFU in the log line (--peak-tflops for others)
+PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}
+CKPT_NAME = "ckpt.pt"
+
+
+# ----------------------------------------------------------------------------
+# config overrides: --set key=value, typed by the field's preset value
+
+
+def parse_value(key, text, like):
+    """`text` as the type of `like`, the field's current value (bool, int,
+    float, str, or a comma-separated tuple of those)."""
+    if isinstance(like, bool):
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"{key} expects true or false; got {text!r}")
+    if isinstance(like, tuple):
+        parts = [s.strip() for s in text.strip("()[] ").split(",") if s.strip()]
+        return tuple(parse_value(key, s, like[0] if like else "") for s in parts)
+    if isinstance(like, (int, float)):
+        try:
+            return type(like)(text)
+        except ValueError:
+            raise ValueError(f"{key} expects {type(like).__name__}; got {text!r}") from None
+    return text
+
+
+def build_config(name, preset, assignments):
+    """The method's preset Config with `key=value` overrides applied; its
+    __post_init__ validates the result. Raises ValueError on a bad key/value."""
+    cfg = getattr(METHODS[name].Config, preset)()
+    keys = [f.name for f in dataclasses.fields(cfg)]
+    overrides = {}
+    for item in assignments:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set expects key=value; got {item!r}")
+        if key not in keys:
+            raise ValueError(f"unknown config key {key!r} for {name}; valid keys: {', '.join(keys)}")
+        overrides[key] = parse_value(key, text, getattr(cfg, key))
+    return dataclasses.replace(cfg, **overrides)
+
+
+# ----------------------------------------------------------------------------
+# data: one dataset item -> the method's sampled frames
+
+
+def item_seed(seed, index):
+    """A generator seed for dataset item `index` of a run seeded `seed`: a fixed
+    odd-multiplier mix, so nearby (seed, index) pairs get unrelated streams."""
+    return (seed * 0x9E3779B97F4A7C15 + index * 0xBF58476D1CE4E5B9 + 1) % 2 ** 63
+
+
+def sample_item(name, cfg, seed, item, index):
+    """The loader's per-item transform: the method's frame-sampling rule on this
+    item's clip, with all its randomness from a generator seeded by (seed, index).
+    The raw clip and its ground-truth mask are dropped (the model never sees
+    them); other keys (is_image, index, ...) are kept."""
+    g = torch.Generator().manual_seed(item_seed(seed, index))
+    sampled = METHODS[name].sample(item["video"][None], cfg, g)          # {key: (1, ...)}
+    out = {k: v for k, v in item.items() if k not in ("video", "mask")}
+    out.update({k: v[0] for k, v in sampled.items()})                    # {key: (...)}
+    return out
+
+
+def make_dataset(spec, cfg, seed):
+    """--data: noise_square | shapes | mixed | a folder of videos."""
+    if spec in ("noise_square", "shapes"):
+        return data.SyntheticVideos(spec, cfg.clip_len, cfg.img_size, seed=seed)
+    if spec == "mixed":   # moving shapes and still images (ViC-MAE, Fig. 2), in the method's proportion
+        videos = data.SyntheticVideos("shapes", cfg.clip_len, cfg.img_size, seed=seed)
+        images = data.StillImages(cfg.clip_len, cfg.img_size, seed=seed)
+        return data.Mixed(videos, images, getattr(cfg, "image_fraction", 0.5), seed=seed)
+    return data.VideoFolder(spec, cfg.clip_len, cfg.img_size, seed=seed)
+
+
+# ----------------------------------------------------------------------------
+# optimizer: AdamW, weight decay on matrices only, warmup + cosine
+
+
+def param_groups(model, weight_decay):
+    """No weight decay on biases and norms (ndim < 2), tokens, position
+    embeddings, and whatever the model lists in `no_weight_decay()` (MAE)."""
+    skip = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        exempt = p.ndim < 2 or "token" in name or "pos_embed" in name or name in skip
+        (no_decay if exempt else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def lr_at(step, base_lr, warmup, total):
+    """Linear warmup to base_lr over `warmup` steps, then cosine to 0 (MAE), per step."""
+    if step < warmup:
+        return base_lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return base_lr * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+
+# ----------------------------------------------------------------------------
+# checkpoints: one plain dict, written atomically, read with weights_only=True
+
+
+def rng_state():
+    keys, pos, has_gauss, gauss = np.random.get_state()[1:]
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
+             "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                       "has_gauss": int(has_gauss), "gauss": float(gauss)}}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state):
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path, ckpt):
+    """Write to a temporary file, then rename it over `path`: a crash or a full
+    disk mid-write leaves the previous checkpoint intact."""
+    tmp = path + ".tmp"
+    torch.save(ckpt, tmp)
+    os.replace(tmp, path)
+
+
+def read_checkpoint(path):
+    """The checkpoint dict at `path`, or a clear error naming the path."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a truncated or corrupt file fails inside the zip/pickle reader
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ValueError(f"{path} is not a readable checkpoint (truncated or corrupt?): {reason}") from None
+    missing = [k for k in ("model", "config", "method", "step") if not isinstance(ckpt, dict) or k not in ckpt]
+    if missing or ckpt["method"] not in METHODS:
+        raise ValueError(f"{path} is not a train.py checkpoint (missing {missing or 'a known method'})")
+    return ckpt
+
+
+def load_checkpoint(path, device="cpu"):
+    """Rebuild a trained model from a train.py checkpoint, in eval mode, without
+    any process group (viz.py, evaluate.py, bench.py use this).
+    Returns (model, cfg, meta); meta has method, step, config, train, versions."""
+    ckpt = read_checkpoint(path)
+    try:
+        cfg = METHODS[ckpt["method"]].Config(**ckpt["config"])
+    except TypeError as e:
+        raise ValueError(f"{path}: its config does not fit {ckpt['method']}.Config ({e})") from None
+    model = MODELS[ckpt["method"]](cfg)
+    model.load_state_dict(ckpt["model"])
+    meta = {k: v for k, v in ckpt.items() if k not in ("model", "optimizer")}
+    return model.to(device).eval(), cfg, meta
+
+
+# torch.distributed.checkpoint is imported where used: it costs ~1 s, which
+# load_checkpoint's users (viz, evaluate, bench) need not pay.
+
+
+def full_state(raw_model, optimizer):
+    """Unsharded fp32 CPU state dicts of model and optimizer, keyed by parameter
+    name, the same format in every mode (so any checkpoint loads anywhere).
+    Under FSDP a collective: every rank calls it; rank 0 gets the full dicts."""
+    from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict,
+                                                         get_optimizer_state_dict)
+    opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    return (get_model_state_dict(raw_model, options=opts),
+            get_optimizer_state_dict(raw_model, optimizer, options=opts))
+
+
+def load_full_state(raw_model, optimizer, ckpt):
+    """The inverse of full_state, in place, into a plain, DDP-wrapped or
+    FSDP-sharded model (each rank copies its shard out of the full tensors)."""
+    from torch.distributed.checkpoint.state_dict import (StateDictOptions, set_model_state_dict,
+                                                         set_optimizer_state_dict)
+    opts = StateDictOptions(full_state_dict=True)
+    set_model_state_dict(raw_model, ckpt["model"], options=opts)
+    set_optimizer_state_dict(raw_model, optimizer, ckpt["optimizer"], options=opts)
+
+
+def plot_losses(metrics_path, png_path):
+    """loss.png: the logged loss against the step."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    with open(metrics_path) as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot([r["step"] for r in rows], [r["loss"] for r in rows])
+    ax.set(xlabel="step", ylabel="loss", yscale="log", title=os.path.basename(os.path.dirname(png_path)))
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=100)
+    plt.close(fig)
+
+
+# ----------------------------------------------------------------------------
+# command line
+
+
+def get_parser():
+    p = argparse.ArgumentParser(prog="train.py", description="\n\n".join(__doc__.split("\n\n")[:2]),
+                                usage="%(prog)s --method NAME [options] (-h for all)",
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--method", required=True, choices=list(METHODS), help="which method file to train")
+    p.add_argument("--preset", choices=list(PRESETS), help="model and run size: tiny (CPU, default) or small (GPU)")
+    p.add_argument("--data", help="noise_square (default) | shapes | mixed (videos + still images) | a video folder")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a field of the method's Config, e.g. --set mask_ratio=0.5 (repeatable)")
+    p.add_argument("--steps", type=int, help=f"optimizer steps (default: tiny {PRESETS['tiny']['steps']}, "
+                                             f"small {PRESETS['small']['steps']})")
+    p.add_argument("--batch-size", type=int, help="clips per optimizer step, all processes together "
+                                                  f"(default: tiny {PRESETS['tiny']['batch_size']}, "
+                                                  f"small {PRESETS['small']['batch_size']})")
+    p.add_argument("--accum", type=int, help="micro-steps per optimizer step, gradient accumulation (default 1)")
+    p.add_argument("--seed", type=int, help="seed of the model's init and of the data stream (default 0)")
+    p.add_argument("--out", help="run folder for ckpt.pt, metrics.jsonl, loss.png (default runs/METHOD-PRESET)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint, exactly")
+    p.add_argument("--log-every", type=int, help="steps between log lines (default: the preset's)")
+    p.add_argument("--ckpt-every", type=int, help="steps between checkpoints, 0: only at the end (default: preset's)")
+    p.add_argument("--stop-at", type=int, help="save and stop after this step, as an interruption would")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto (default): cuda if any")
+    p.add_argument("--dist", choices=["ddp", "fsdp"], default="ddp", help="under torchrun: DDP (default) or FSDP2")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                   help="auto (default): bf16 autocast on CUDA, fp32 on CPU")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (no gain on CPU, slow start)")
+    p.add_argument("--workers", type=int, help="data loader processes (default: 0 on CPU, 8 on CUDA)")
+    p.add_argument("--peak-tflops", type=float, help="one device's peak TFLOP/s, for the MFU (known: H100, H200, A100)")
+    return p
+
+
+def print0(*args, **kwargs):
+    if int(os.environ.get("RANK", 0)) == 0:
+        print(*args, **kwargs, flush=True)
+
+
+# settings that define a run: taken from the checkpoint on --resume (and must not contradict it)
+RUN_KEYS = ("preset", "data", "batch_size", "accum", "seed", "set")
+
+
+def main(argv=None):
+    parser = get_parser()
+    args = parser.parse_args(argv)
+    out = args.out or f"runs/{args.method}-{args.preset or 'tiny'}"
+    ckpt_path, resume = os.path.join(out, CKPT_NAME), None
+    if args.resume:
+        try:
+            resume = read_checkpoint(ckpt_path)
+        except (FileNotFoundError, ValueError) as e:
+            parser.error(f"--resume: {e}")
+        if resume["method"] != args.method:
+            parser.error(f"--resume: {ckpt_path} is a {resume['method']} run, not {args.method}")
+        for key in RUN_KEYS:
+            given, saved = getattr(args, key), resume["train"][key]
+            if given not in (None, []) and given != saved:
+                parser.error(f"--resume: --{key.replace('_', '-')} {given} contradicts the checkpoint's {saved}")
+            setattr(args, key, saved)
+    preset = PRESETS[args.preset or "tiny"]
+    args.preset, args.data = args.preset or "tiny", args.data or "noise_square"
+    args.seed = 0 if args.seed is None else args.seed
+    args.accum = args.accum or 1
+    for key in ("steps", "batch_size", "log_every", "ckpt_every"):
+        if getattr(args, key) is None:
+            setattr(args, key, resume["train"][key] if resume and key == "steps" else preset[key])
+    for key in ("steps", "batch_size", "accum", "log_every"):
+        if getattr(args, key) < 1:
+            parser.error(f"--{key.replace('_', '-')} must be >= 1; got {getattr(args, key)}")
+    if args.ckpt_every < 0 or (args.workers or 0) < 0:
+        parser.error("--ckpt-every and --workers must be >= 0")
+    try:   # a resumed run keeps its own config, even if the method's defaults changed since
+        cfg = METHODS[args.method].Config(**resume["config"]) if resume else \
+            build_config(args.method, args.preset, args.set)
+    except (ValueError, TypeError) as e:
+        parser.error(str(e))
+
+    # ---- setup: one process, or one of many under torchrun --------------------------
+    distributed = "RANK" in os.environ or (dist.is_available() and dist.is_initialized())
+    use_cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    device = torch.device(f"cuda:{local_rank}" if use_cuda else "cpu")
+    own_group = distributed and not dist.is_initialized()   # tests create their own group; we reuse it
+    if use_cuda:
+        torch.cuda.set_device(device)
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    if own_group:
+        dist.init_process_group("nccl" if use_cuda else "gloo", timeout=timedelta(minutes=10))
+    rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
+    master = rank == 0
+    if args.batch_size % (world * args.accum):
+        parser.error(f"--batch-size {args.batch_size} must be divisible by processes x accum = {world * args.accum}")
+    micro = args.batch_size // (world * args.accum)               # clips per process per micro-step
+    bf16 = args.precision == "bf16" or (args.precision == "auto" and use_cuda)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
+    if master:
+        os.makedirs(out, exist_ok=True)
+
+    # ---- data: the items of step s are [s * batch, (s+1) * batch), split over ranks ----
+    try:
+        dataset = make_dataset(args.data, cfg, args.seed)
+    except (ValueError, FileNotFoundError) as e:
+        parser.error(f"--data: {e}")
+    start = resume["step"] if resume else 0
+    workers = args.workers if args.workers is not None else (8 if use_cuda else 0)
+    loader = data.make_loader(dataset, micro, rank=rank, world_size=world, workers=workers,
+                              start_step=start * args.accum, seed=args.seed,
+                              transform=partial(sample_item, args.method, cfg, args.seed))
+
+    # ---- model: the same init on every rank (FSDP shards it; DDP checks it) ------------
+    torch.manual_seed(args.seed)
+    model = raw_model = MODELS[args.method](cfg).to(device)
+    torch.manual_seed(args.seed + rank)                           # anything random from here on differs per rank
+    if distributed and use_cuda:   # BatchNorm (ViC-MAE's heads) over the global batch, as in one process;
+        raw_model = model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(raw_model)   # CPU/gloo lacks it
+    if distributed and args.dist == "fsdp":
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+        mesh = init_device_mesh(device.type, (world,))
+        # bf16 compute copies of fp32 master weights; gradients reduced in fp32
+        mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if bf16 else \
+            MixedPrecisionPolicy()
+        for m in raw_model.modules():
+            if isinstance(m, (vit.Block, vit.CrossBlock)):
+                fully_shard(m, mesh=mesh, mp_policy=mp)
+        # the root does not cast the batch: mask noise and pixel targets stay fp32 (autocast does the rest)
+        fully_shard(raw_model, mesh=mesh, mp_policy=dataclasses.replace(mp, cast_forward_inputs=False))
+    if args.compile:
+        model = torch.compile(model)
+    if distributed and args.dist == "ddp":
+        model = DDP(model, device_ids=[local_rank] if use_cuda else None)
+
+    # ---- optimizer: AdamW, lr = blr * global batch / 256 (MAE's scaling rule) ---------
+    base_lr = cfg.blr * args.batch_size / 256
+    optimizer = torch.optim.AdamW(param_groups(raw_model, cfg.weight_decay), lr=base_lr, betas=tuple(cfg.betas))
+    if resume:
+        load_full_state(raw_model, optimizer, resume)   # full state dicts load into any mode
+        set_rng_state(resume["rng"])
+    peak = args.peak_tflops or next((v for k, v in PEAK_TFLOPS.items()
+                                     if use_cuda and k in torch.cuda.get_device_name(device)), None)
+    print0(f"{args.method} ({args.preset}): {vit.count_params(raw_model) / 1e6:.2f}M parameters | "
+           f"{world} x {device.type}{' ' + args.dist if distributed else ''} | "
+           f"{'bf16' if bf16 else 'fp32'} | batch {args.batch_size} = {world} x {args.accum} x {micro} | "
+           f"lr {base_lr:.2e} | data {args.data} | steps {start}->{args.steps} | out {out}")
+
+    # ---- checkpoint: model, optimizer, step, RNG, data stream, config, versions --------
+    def checkpoint(step):
+        model_state, optim_state = full_state(raw_model, optimizer)   # every rank (FSDP gathers)
+        if master:
+            train = {k: getattr(args, k) for k in RUN_KEYS + ("steps",)}
+            save_checkpoint(ckpt_path, {
+                "model": model_state, "optimizer": optim_state, "step": step, "method": args.method,
+                "config": dataclasses.asdict(cfg), "train": train, "rng": rng_state(),
+                "data": {"spec": args.data, "seed": args.seed, "next_item": step * args.batch_size},
+                "versions": {"torch": str(torch.__version__), "numpy": np.__version__,
+                             "python": platform.python_version()}})
+
+    # metrics.jsonl: one line per log step; a resumed run drops the lines after its checkpoint
+    metrics_path = os.path.join(out, "metrics.jsonl")
+    if master:
+        rows = []
+        if resume and os.path.exists(metrics_path):
+            with open(metrics_path) as f:
+                rows = [line for line in f if line.strip() and json.loads(line)["step"] <= start]
+        with open(metrics_path, "w") as f:
+            f.writelines(rows)
+
+    # SIGINT / SIGTERM: finish the step, save, exit cleanly
+    stop = {"signal": None}
+    def on_signal(signum, frame):
+        stop["signal"] = signal.Signals(signum).name
+    handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    # ---- training loop ------------------------------------------------------------------
+    step, ended, keys = start, None, None
+    flops_per_step, t_log, steps_since_log = None, time.time(), 0
+    model.train()
+    while step < args.steps:
+        lr = lr_at(step, base_lr, cfg.warmup_steps, args.steps)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        sums = None
+        for micro_step in range(args.accum):
+            batch = next(loader)
+            batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+            batch["step"] = torch.tensor(step, device=device)     # for the methods' own schedules
+            last = micro_step == args.accum - 1
+            # gradients are averaged over processes only on the last micro-step
+            if distributed and args.dist == "fsdp":
+                raw_model.set_requires_gradient_sync(last)
+            sync = model.no_sync() if distributed and args.dist == "ddp" and not last else nullcontext()
+            count = step == start and micro_step == 0 and peak is not None and not args.compile
+            counter = FlopCounterMode(display=False) if count else nullcontext()
+            with sync, counter:
+                with autocast:   # forward and loss only, never the optimizer step
+                    outputs = model(batch)
+                (outputs["loss"] / args.accum).backward()
+            if count:
+                flops_per_step = counter.get_total_flops() * args.accum
+            keys = keys or [k for k in outputs if k != "loss"]
+            vals = torch.stack([outputs["loss"].detach().float()] + [outputs[k].detach().float() for k in keys])
+            sums = vals / args.accum if sums is None else sums + vals / args.accum
+        # one small all-reduce: the logged means over the global batch, and every rank's stop flag
+        stats = torch.cat([sums, torch.tensor([float(stop["signal"] is not None)], device=device)])
+        if distributed:
+            dist.all_reduce(stats)
+            stats[:-1] /= world
+        stats = stats.tolist()
+        if not math.isfinite(stats[0]):   # before the update: the parameters and checkpoint stay good
+            ended = f"loss is {stats[0]} at step {step + 1}; stopped, {ckpt_path} keeps the last good state"
+            break
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(raw_model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        steps_since_log += 1
+
+        if step % args.log_every == 0 or step == args.steps or step == start + 1:
+            dt = (time.time() - t_log) / steps_since_log
+            t_log, steps_since_log = time.time(), 0
+            row = {"step": step, "loss": stats[0], **dict(zip(keys, stats[1:-1])), "lr": lr,
+                   "ms_per_step": 1000 * dt, "clips_per_s": args.batch_size / dt}
+            line = f"step {step:>{len(str(args.steps))}}/{args.steps} | loss {stats[0]:.4f}"
+            line += "".join(f" {k} {v:.4g}" for k, v in zip(keys, stats[1:-1]))
+            line += f" | lr {lr:.2e} | {1000 * dt:.0f} ms/step | {args.batch_size / dt:.1f} clips/s"
+            if flops_per_step:
+                row["mfu"] = flops_per_step / dt / (peak * 1e12)
+                line += f" | MFU {100 * row['mfu']:.1f}%"
+            eta = int(dt * (args.steps - step))
+            print0(line + f" | ETA {eta // 3600}h{eta // 60 % 60:02d}m" if eta >= 3600 else
+                   line + f" | ETA {eta // 60}m{eta % 60:02d}s")
+            if master:
+                with open(metrics_path, "a") as f:
+                    f.write(json.dumps(row) + "\n")
+        if stats[-1] > 0 or step == args.stop_at:   # a signal on any rank, or --stop-at
+            why = stop["signal"] or ("--stop-at" if step == args.stop_at else "a signal to another rank")
+            ended = f"stopped by {why} at step {step}; continue with --resume"
+            break
+        if args.ckpt_every and step % args.ckpt_every == 0 and step < args.steps:
+            checkpoint(step)
+
+    # ---- the end: a final checkpoint (unless the loss went bad), the loss curve --------
+    failed = ended is not None and ended.startswith("loss is")
+    if not failed:
+        checkpoint(step)
+    if master and os.path.getsize(metrics_path) > 0:
+        plot_losses(metrics_path, os.path.join(out, "loss.png"))
+    for s, h in handlers.items():
+        signal.signal(s, h)
+    if own_group:
+        dist.barrier()
+        dist.destroy_process_group()
+    if failed:
+        print0(f"error: {ended}", file=sys.stderr)
+        sys.exit(1)
+    print0(ended or f"done: {step} steps; checkpoint {ckpt_path}, metrics {metrics_path}, loss curve "
+           f"{os.path.join(out, 'loss.png')}")
+
+
+if __name__ == "__main__":
+    main()
