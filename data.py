@@ -23,6 +23,7 @@ state of the data stream is the step number (exact resume, DDP == one process).
 
 import math
 import re
+import signal
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -634,5 +635,11 @@ def make_loader(dataset, batch_size, rank=0, world_size=1, workers=0, start_step
         dataset = _Transformed(dataset, transform)
     loader = DataLoader(dataset, batch_sampler=_StepSampler(batch_size, rank, world_size, start_step),
                         num_workers=workers, generator=torch.Generator().manual_seed(seed),
-                        pin_memory=torch.cuda.is_available())
+                        pin_memory=torch.cuda.is_available(), worker_init_fn=_leave_ctrl_c_to_main)
     return iter(loader)
+
+
+def _leave_ctrl_c_to_main(worker_id):
+    """Loader workers ignore Ctrl-C: the main process gets it, saves a
+    checkpoint with the batches already in flight, and then stops them."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
