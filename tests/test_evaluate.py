@@ -1,6 +1,5 @@
 """Tests for evaluate.py: every metric on hand-made inputs with known answers,
 then the script end to end on a randomly initialized tiny model."""
-import dataclasses
 import json
 import math
 
@@ -10,6 +9,7 @@ import torch.nn.functional as F
 
 import evaluate as ev
 import train
+from helpers import tiny_model, write_ckpt
 
 
 # ----------------------------------------------------------------------------
@@ -272,24 +272,6 @@ def test_linear_probe_separable_and_random():
 
 # ----------------------------------------------------------------------------
 # features, probes, and the script end to end (tiny random-init checkpoints)
-
-SHRINK = dict(dim=32, depth=1, heads=2, decoder_dim=32, decoder_depth=1, decoder_heads=2, core_depth=1)
-
-
-def tiny_model(name):
-    cfg = train.METHODS[name].Config.tiny()
-    names = {f.name for f in dataclasses.fields(cfg)}
-    cfg = dataclasses.replace(cfg, **{k: v for k, v in SHRINK.items() if k in names})
-    torch.manual_seed(0)
-    return train.MODELS[name](cfg).eval(), cfg
-
-
-def write_ckpt(folder, name):
-    """A checkpoint with the keys train.load_checkpoint reads (train.py's format)."""
-    model, cfg = tiny_model(name)
-    path = str(folder / f"{name}.pt")
-    torch.save({"model": model.state_dict(), "config": dataclasses.asdict(cfg), "method": name, "step": 0}, path)
-    return path
 
 
 def test_raw_pixels_are_patches():
