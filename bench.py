@@ -1,0 +1,434 @@
+"""Benchmark: training-step speed, memory and MFU of every method, and RVM's linear cost in time.
+
+    python bench.py --method all                      # tiny preset on this machine: a table in minutes
+    python bench.py --method rvm --profile            # + the top ops of one step (torch.profiler)
+    python bench.py --method all --preset small --compile --precision bf16   # one GPU
+
+What it measures, per method:
+* a training step as train.py runs it: `model(batch)["loss"].backward()`, grad clip, AdamW step,
+  on one batch made by the method's own `sample` from random clips (the content does not change
+  the cost); warm-up steps first, then the median of the timed steps, split into forward,
+  backward and optimizer (synchronized between phases on CUDA);
+* peak memory of one more step: bytes allocated above what was live before it (activations,
+  gradients, temporaries): CUDA max_memory_allocated; CPU torch.profiler's memory events;
+* FLOPs: counted analytically from the Config (the matmuls of encoder, core, decoder and heads,
+  attention's QK^T and AV; a training step = 3 x the forward, less the input gradient of the
+  layers that read pixels), per second, over the FLOP/s of one large matmul measured in this
+  same run in the same dtype: that ratio is the MFU.
+And RVM's `features` (a recurrent core: cost linear in T) against a joint space-time encoder
+(SIGMA's TubeViT over the whole video, no windows: attention ~ T^2), for T = 16 .. 256 frames.
+Output: a Markdown table on stdout, and bench.md, bench.json, rvm_scaling.png in --out.
+"""
+import argparse
+import itertools
+import json
+import os
+import platform
+import statistics
+import time
+from contextlib import nullcontext
+
+import torch
+
+import sigma
+import train
+import vit
+
+# ----------------------------------------------------------------------------
+# analytic FLOPs: 2 * m * k * n per matmul, nothing else (norms, GELU, softmax are a few %)
+
+
+def linear(n, d_in, d_out):
+    """n rows through a d_in -> d_out matmul."""
+    return 2 * n * d_in * d_out
+
+
+def attention(n, s, d):
+    """vit.Attention, n queries over s keys/values of width d: q, kv, QK^T, AV, output projection."""
+    return linear(n, d, d) + linear(s, d, 2 * d) + 2 * 2 * n * s * d + linear(n, d, d)
+
+
+def mlp(n, d, ratio):
+    return 2 * linear(n, d, int(d * ratio))
+
+
+def block(n, d, ratio):
+    """vit.Block over n tokens."""
+    return attention(n, n, d) + mlp(n, d, ratio)
+
+
+def cross_block(n, s, d, ratio, self_attn=True):
+    """vit.CrossBlock: n queries read s context tokens, MLP, then (optionally) self-attention."""
+    return attention(n, s, d) + mlp(n, d, ratio) + (attention(n, n, d) if self_attn else 0)
+
+
+def forward_flops(name, cfg, B):
+    """Matmul FLOPs of one forward pass of method `name` on a batch of B clips (train.py's path)."""
+    N, P, r = (cfg.img_size // cfg.patch) ** 2, cfg.patch ** 2 * 3, cfg.mlp_ratio
+    D, Dd = cfg.dim, cfg.decoder_dim
+    embed = linear(N, P, D)                         # one frame's patch embedding (a conv = one matmul per patch)
+    if name == "siammae":
+        n = vit.num_visible(N, cfg.mask_ratio)
+        f = 2 * embed                               # f2 is embedded whole, its visible tokens gathered after
+        f += cfg.depth * (block(1 + N, D, r) + block(1 + n, D, r) if cfg.encoder == "siamese" else
+                          block(1 + N + n, D, r))
+        f += linear(2 + N + n, D, Dd)               # decoder_embed of both frames
+        f += cfg.decoder_depth * (block(2 * (1 + N), Dd, r) if cfg.decoder == "joint" else
+                                  cross_block(1 + N, 1 + N, Dd, r, cfg.decoder == "cross_self"))
+        return B * (f + linear(1 + N, Dd, P))       # pixel head on f2's tokens
+    if name == "rvm":
+        n, S, K = vit.num_visible(N, cfg.mask_ratio), cfg.n_source, cfg.n_targets
+        f = (S + K) * embed + cfg.depth * (S * block(1 + N, D, r) + K * block(1 + n, D, r))
+        if cfg.core == "gru":                       # 4 gate matmuls + the Tx CrossBlocks, per source frame
+            f += S * (4 * linear(1 + N, D, D) + cfg.core_depth * cross_block(1 + N, 1 + N, D, r))
+        else:
+            f += cfg.core_depth * block(S * (1 + N), D, r)
+        f += linear(K * (1 + n) + S * (1 + N), D, Dd) + K * linear(1, cfg.max_delta, Dd)  # embeds, delta
+        f += K * cfg.decoder_depth * cross_block(1 + N, S * (1 + N), Dd, r)   # each target reads all sources
+        return B * (f + K * linear(1 + N, Dd, P))
+    if name == "vicmae":
+        n, H = vit.num_visible(N, cfg.mask_ratio), cfg.head_hidden
+        f = 2 * (embed + cfg.depth * block(1 + n, D, r) + linear(1 + n, D, Dd)
+                 + cfg.decoder_depth * block(1 + N, Dd, r) + linear(1 + N, Dd, P))
+        f += 2 * (linear(1, D, H) + linear(1, H, H) + linear(1, H, cfg.head_out))   # P and T heads
+        return B * f + linear(2 * B, cfg.head_out, 2 * B)                           # InfoNCE logits (2B, 2B)
+    if name == "sigma":
+        t, n = cfg.num_frames // cfg.tubelet, vit.num_visible(N, cfg.mask_ratio)
+        m = t * (N - n)                             # masked tubes: the loss's rows
+        f = linear(t * N, cfg.tubelet * P, D) + cfg.depth * block(t * n, D, r)
+        f += linear(t * n, D, Dd) + cfg.decoder_depth * block(t * N, Dd, r) + linear(t * N, Dd, cfg.feat_dim)
+        if cfg.projector == "mlp":                  # phi on the masked tubes' pixels (a frozen ViT: not counted)
+            widths = [cfg.tubelet * P, *cfg.proj_hidden, cfg.feat_dim]
+            f += sum(linear(m, a, b) for a, b in zip(widths[:-1], widths[1:]))
+        if cfg.loss == "sinkhorn":
+            f += 2 * linear(m, cfg.feat_dim, cfg.num_prototypes)                    # scores of both branches
+        return B * f
+    raise ValueError(f"unknown method {name!r}")
+
+
+def pixel_flops(name, cfg, B):
+    """The part of forward_flops whose matmuls read data (pixels, a one-hot): no input gradient."""
+    N, P = (cfg.img_size // cfg.patch) ** 2, cfg.patch ** 2 * 3
+    embed = linear(N, P, cfg.dim)
+    if name == "rvm":
+        delta = linear(1, cfg.max_delta, cfg.decoder_dim)                   # one_hot(delta) -> linear
+        return B * ((cfg.n_source + cfg.n_targets) * embed + cfg.n_targets * delta)
+    if name == "sigma":
+        t, n = cfg.num_frames // cfg.tubelet, vit.num_visible(N, cfg.mask_ratio)
+        width = (*cfg.proj_hidden, cfg.feat_dim)[0]                          # phi's first layer
+        first = linear(t * (N - n), cfg.tubelet * P, width) if cfg.projector == "mlp" else 0
+        return B * (linear(t * N, cfg.tubelet * P, cfg.dim) + first)
+    return B * 2 * embed                            # siammae, vicmae: two frames
+
+
+def train_flops(name, cfg, B):
+    """A training step = forward + backward = 3 x forward (backward: one matmul for the input's
+    gradient, one for the weight's), less the input gradients of matmuls that read data. Model
+    FLOPs, as MFU is defined (PaLM, App. B): recomputation (RVM small's checkpoint) is not counted."""
+    return 3 * forward_flops(name, cfg, B) - pixel_flops(name, cfg, B)
+
+
+# ----------------------------------------------------------------------------
+# timing and memory helpers
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def peak_memory(fn, device):
+    """Peak bytes allocated while fn() runs, above what was allocated before it (activations,
+    gradients, temporaries): CUDA's allocator counters; on CPU the running sum of torch.profiler's
+    memory events (the RSS would not see memory that malloc reuses from its free lists)."""
+    if device.type == "cuda":
+        sync(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        fn()
+        sync(device)
+        return torch.cuda.max_memory_allocated(device) - base
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    events = sorted(prof.events(), key=lambda e: e.time_range.start)
+    return max(itertools.accumulate((e.self_cpu_memory_usage for e in events), initial=0))
+
+
+def matmul_peak(device, dtype):
+    """FLOP/s of one large square matmul in `dtype`, the machine's practical peak: median of 10 runs."""
+    n, reps = (8192, 10) if device.type == "cuda" else (1024, 1)
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
+    times = []
+    for _ in range(12):                    # the first 2 are warm-up
+        sync(device)
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        sync(device)
+        times.append((time.perf_counter() - t0) / reps)
+    return 2 * n ** 3 / statistics.median(times[2:])
+
+
+def machine_name(device):
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        cpu = platform.processor() or platform.machine()
+    return f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
+
+
+# ----------------------------------------------------------------------------
+# one method: build, make a batch, time the training step
+
+
+def make_batch(name, cfg, B, device, seed=0):
+    """B items as train.py makes them: the method's `sample` on one random clip per item, collated."""
+    g = torch.Generator().manual_seed(seed)
+    items = []
+    for _ in range(B):
+        clip = torch.rand(1, cfg.clip_len, 3, cfg.img_size, cfg.img_size, generator=g)   # (1, T, 3, H, W)
+        items.append(train.METHODS[name].sample(clip, cfg, g))
+    return {k: torch.cat([it[k] for it in items]).to(device) for k in items[0]}
+
+
+def frame_patches(batch, patch):
+    """Patches of all frames of one clip (masked ones too): the "tokens" of tokens/s."""
+    frames = [v for v in batch.values() if v.dim() >= 4 and v.shape[-3] == 3]        # (B, [T,] 3, H, W)
+    return sum(v[0].numel() // 3 for v in frames) // patch ** 2
+
+
+def bench_method(name, args, device, peak):
+    cfg = getattr(train.METHODS[name].Config, args.preset)()
+    torch.manual_seed(0)
+    model = raw = train.MODELS[name](cfg).to(device)
+    if args.compile:
+        model = torch.compile(model)
+    model.train()
+    B = args.batch_size or {"tiny": 8, "small": 32}[args.preset]
+    kind = {"fused": {"fused": True}, "foreach": {"foreach": True}, "loop": {"foreach": False}}[args.adamw]
+    optimizer = torch.optim.AdamW(train.param_groups(raw, cfg.weight_decay), lr=1e-4, betas=cfg.betas, **kind)
+    batch = make_batch(name, cfg, B, device)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if args.precision == "bf16" else nullcontext()
+
+    def step():
+        """One training step as train.py runs it -> (forward, backward, optimizer) seconds."""
+        sync(device)
+        t0 = time.perf_counter()
+        with autocast:
+            loss = model(batch)["loss"]
+        sync(device)
+        t1 = time.perf_counter()
+        loss.backward()
+        sync(device)
+        t2 = time.perf_counter()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(raw.parameters(), cfg.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        sync(device)
+        return t1 - t0, t2 - t1, time.perf_counter() - t2
+
+    for _ in range(args.warmup):
+        step()
+    times = [step() for _ in range(args.steps)]
+    mem = peak_memory(step, device)
+    fwd, bwd, opt = (statistics.median(t[i] for t in times) for i in range(3))
+    total = statistics.median(sum(t) for t in times)
+    flops = train_flops(name, cfg, B)
+    if args.profile:
+        profile_step(name, step, device, args.out)
+    return {"method": name, "preset": args.preset, "batch": B, "precision": args.precision,
+            "compile": args.compile, "adamw": args.adamw, "params_M": vit.count_params(raw) / 1e6,
+            "step_ms": 1e3 * total, "fwd_ms": 1e3 * fwd, "bwd_ms": 1e3 * bwd, "opt_ms": 1e3 * opt,
+            "clips_per_s": B / total, "tokens_per_s": B * frame_patches(batch, cfg.patch) / total,
+            "gflop_per_step": flops / 1e9, "gflops": flops / total / 1e9, "mfu": flops / total / peak,
+            "peak_mem_MiB": mem / 2 ** 20}
+
+
+def profile_step(name, step, device, out):
+    """torch.profiler over 3 steps: the ops that take the time, printed and saved to profile_<name>.txt."""
+    acts = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA]
+                                                    if device.type == "cuda" else [])
+    with torch.profiler.profile(activities=acts) as prof:
+        for _ in range(3):
+            step()
+    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    table = prof.key_averages().table(sort_by=key, row_limit=15)
+    print(f"\n--- {name}: top ops over 3 steps ---\n{table}")
+    with open(os.path.join(out, f"profile_{name}.txt"), "w") as f:
+        f.write(table)
+
+
+# ----------------------------------------------------------------------------
+# RVM's cost in time: recurrent features vs a joint space-time encoder
+
+
+@torch.no_grad()
+def bench_scaling(args, device):
+    """features(video) wall time and peak memory for each T: RVM (state carried frame to frame)
+    and SIGMA's TubeViT built for the whole T-frame video (every tube attends to every tube).
+    The repeats go round all T in turn, so a busy spell of a shared machine hits every T alike."""
+    rcfg, scfg = (getattr(module.Config, args.preset)() for module in (train.METHODS["rvm"], sigma))
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    rvm_model = train.MODELS["rvm"](rcfg).to(device).eval()
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if args.precision == "bf16" else nullcontext()
+    models, videos = {}, {}
+    for T in args.frames:
+        videos[T] = torch.rand(1, T, 3, rcfg.img_size, rcfg.img_size, generator=g).to(device)   # (1, T, 3, H, W)
+        models["rvm", T] = rvm_model.features
+        models["joint", T] = sigma.TubeViT(scfg.img_size, T, scfg.patch, scfg.tubelet, scfg.dim, scfg.depth,
+                                           scfg.heads, scfg.mlp_ratio).to(device).eval()
+
+    def run(key):
+        with autocast:
+            models[key](videos[key[1]])
+
+    run(("rvm", args.frames[0]))              # warm-up: first calls allocate and pick kernels
+    run(("joint", args.frames[0]))
+    times = {key: [] for key in models}
+    for _ in range(args.repeats):
+        for key in models:
+            sync(device)
+            t0 = time.perf_counter()
+            run(key)
+            sync(device)
+            times[key].append(time.perf_counter() - t0)
+    results = {"frames": args.frames}
+    for name in ("rvm", "joint"):
+        results[name] = [{"T": T, "ms": 1e3 * statistics.median(times[name, T]),
+                          "peak_mem_MiB": peak_memory(lambda: run((name, T)), device) / 2 ** 20}
+                         for T in args.frames]
+        results[f"{name}_ratio"] = results[name][-1]["ms"] / results[name][0]["ms"]
+    return results
+
+
+def plot_scaling(res, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    T = res["frames"]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    for key, label in (("rvm", "RVM features (recurrent core)"), ("joint", "joint space-time encoder")):
+        ax1.plot(T, [r["ms"] for r in res[key]], "o-", label=f"{label}: x{res[f'{key}_ratio']:.1f}")
+        ax2.plot(T, [r["peak_mem_MiB"] for r in res[key]], "o-", label=label)
+    t0 = res["rvm"][0]["ms"]
+    ax1.plot(T, [t0 * t / T[0] for t in T], "k:", label="linear in T")
+    for ax, ylabel in ((ax1, "wall time (ms)"), (ax2, "peak memory (MiB)")):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(T, [str(t) for t in T])
+        ax.set_yscale("log")
+        ax.set_xlabel("frames T")
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=8)
+    ax1.set_title(f"time({T[-1]}) / time({T[0]}) in the legend")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# ----------------------------------------------------------------------------
+# main
+
+
+COLUMNS = [("method", "method", "{}"), ("params_M", "params (M)", "{:.2f}"), ("batch", "batch", "{}"),
+           ("step_ms", "ms/step", "{:.1f}"), ("fwd_ms", "fwd ms", "{:.1f}"), ("bwd_ms", "bwd ms", "{:.1f}"),
+           ("opt_ms", "opt ms", "{:.1f}"), ("clips_per_s", "clips/s", "{:.1f}"),
+           ("tokens_per_s", "tokens/s", "{:.0f}"), ("gflop_per_step", "GFLOP/step", "{:.2f}"),
+           ("gflops", "GFLOP/s", "{:.1f}"), ("mfu", "MFU", "{:.1%}"), ("peak_mem_MiB", "peak MiB", "{:.0f}")]
+
+
+def markdown(rows, scaling):
+    """The step table, and the scaling table (one column per T) when there is one."""
+    lines = ["| " + " | ".join(h for _, h, _ in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(fmt.format(r[k]) for k, _, fmt in COLUMNS) + " |" for r in rows]
+    if scaling:
+        T = scaling["frames"]
+        lines += ["", f"| frames T | {' | '.join(map(str, T))} | time({T[-1]}) / time({T[0]}) |",
+                  "|" + "---|" * (len(T) + 2)]
+        for field, unit in (("ms", "ms"), ("peak_mem_MiB", "peak MiB")):
+            for key, label in (("rvm", "RVM features"), ("joint", "joint space-time encoder")):
+                ratio = f"{scaling[key + '_ratio']:.1f}" if field == "ms" else ""
+                lines.append(f"| {label}, {unit} | " + " | ".join(f"{r[field]:.0f}" for r in scaling[key])
+                             + f" | {ratio} |")
+    return "\n".join(lines)
+
+
+def get_parser():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--method", default="all", choices=["all", *train.METHODS],
+                   help="method to benchmark, or all four (default all)")
+    p.add_argument("--preset", default="tiny", choices=["tiny", "small"], help="Config preset (default tiny)")
+    p.add_argument("--batch-size", type=int, default=None, help="clips per step (default: tiny 8, small 32)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps before timing (default 3)")
+    p.add_argument("--steps", type=int, default=10, help="timed steps; the median is reported (default 10)")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs per point of the scaling; the median "
+                                                          "is reported (default 3)")
+    p.add_argument("--frames", default="16,32,64,128,256",
+                   help="T values for RVM's scaling, comma-separated; '' skips it (default 16,...,256)")
+    p.add_argument("--precision", default=None, choices=["fp32", "bf16"],
+                   help="fp32, or bf16 autocast (default: fp32 on CPU, bf16 on CUDA)")
+    p.add_argument("--adamw", default="fused", choices=["fused", "foreach", "loop"],
+                   help="AdamW implementation: fused (one kernel on CPU and CUDA, default), foreach, or loop "
+                        "(one op per tensor: torch's default on CPU)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (warm-up includes compiling)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's choice, all cores); 1 on a busy shared machine, "
+                        "where threads that wait for each other make the numbers meaningless")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: cuda if present")
+    p.add_argument("--profile", action="store_true", help="also print torch.profiler's top ops of each method")
+    p.add_argument("--out", default="runs/bench", help="folder for bench.md, bench.json, rvm_scaling.png")
+    return p
+
+
+def main(argv=None):
+    parser = get_parser()
+    args = parser.parse_args(argv)
+    if min(args.warmup + 1, args.steps, args.repeats) < 1:
+        parser.error("--warmup must be >= 0, --steps and --repeats >= 1")
+    try:
+        args.frames = [int(t) for t in args.frames.split(",") if t.strip()]
+    except ValueError:
+        args.frames = [0]
+    if min(args.frames, default=1) < 1:
+        parser.error("--frames expects comma-separated positive integers, e.g. 16,32,64")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    use_cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
+    device = torch.device("cuda" if use_cuda else "cpu")
+    if use_cuda:   # as train.py: TF32 for fp32 matmuls
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    args.precision = args.precision or ("bf16" if use_cuda else "fp32")
+    os.makedirs(args.out, exist_ok=True)
+    dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
+    machine, load = machine_name(device), os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    peak = matmul_peak(device, dtype)
+    header = (f"{machine}, load {load:.1f} | torch {torch.__version__} | preset {args.preset}, {args.precision}, "
+              f"AdamW {args.adamw}{', compile' if args.compile else ''} | matmul peak {peak / 1e9:.1f} GFLOP/s")
+    print(header, flush=True)
+
+    names = list(train.METHODS) if args.method == "all" else [args.method]
+    rows = []
+    for name in names:
+        rows.append(bench_method(name, args, device, peak))
+        print(f"{name}: {rows[-1]['step_ms']:.1f} ms/step, MFU {rows[-1]['mfu']:.1%}", flush=True)
+    scaling = None
+    if args.frames and args.method in ("all", "rvm"):
+        scaling = bench_scaling(args, device)
+        plot_scaling(scaling, os.path.join(args.out, "rvm_scaling.png"))
+
+    table = markdown(rows, scaling)
+    print("\n" + header + "\n\n" + table)
+    with open(os.path.join(args.out, "bench.md"), "w") as f:
+        f.write(header + "\n\n" + table + "\n")
+    with open(os.path.join(args.out, "bench.json"), "w") as f:
+        json.dump({"machine": machine, "load": load, "torch": torch.__version__, "args": vars(args),
+                   "peak_flops": peak, "steps": rows, "scaling": scaling}, f, indent=1)
+    print(f"\nwrote {args.out}/bench.md, bench.json" + (", rvm_scaling.png" if scaling else ""))
+
+
+if __name__ == "__main__":
+    main()
