@@ -399,7 +399,9 @@ def main(argv=None):
 
     # ---- optimizer: AdamW, lr = blr * global batch / 256 (MAE's scaling rule) ---------
     base_lr = cfg.blr * args.batch_size / 256
-    optimizer = torch.optim.AdamW(param_groups(raw_model, cfg.weight_decay), lr=base_lr, betas=tuple(cfg.betas))
+    # fused: one kernel for all parameters (CPU and CUDA), 3-5x faster than the per-tensor loop (bench.py)
+    optimizer = torch.optim.AdamW(param_groups(raw_model, cfg.weight_decay), lr=base_lr, betas=tuple(cfg.betas),
+                                  fused=True)
     if resume:
         load_full_state(raw_model, optimizer, resume)   # full state dicts load into any mode
         set_rng_state(resume["rng"])
