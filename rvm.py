@@ -124,12 +124,6 @@ def sample(clip, cfg, generator):
 # helpers
 
 
-def patch_targets(frames, patch):
-    """(B, K, 3, H, W) -> (B, K, N, p*p*3), raw pixels (Sec. 3.1: no per-patch normalization)."""
-    x = vit.patchify(frames.flatten(0, 1), patch)                          # (B*K, N, P)
-    return x.view(*frames.shape[:2], *x.shape[1:])                         # (B, K, N, P)
-
-
 def check_batch(batch, patch):
     """source (B, S, 3, H, W), target (B, K, 3, H, W), delta (B, K), noise (B, K, N), or a ValueError."""
     source, target, delta, noise = (batch[k] for k in ("source", "target", "delta", "noise"))
@@ -295,7 +289,8 @@ class RVM(nn.Module):
     def loss(self, pred, target):
         """Sec. 3.1: plain L2 over ALL pixels of every target (visible patches too, no per-patch
         normalization), mean over pixels and targets. pred (B, K, N, P), target (B, K, 3, H, W)."""
-        return (pred.float() - patch_targets(target, self.cfg.patch).float()).pow(2).mean()
+        target = vit.patch_targets(target.flatten(0, 1), self.cfg.patch, norm_pix=False).view_as(pred)
+        return (pred.float() - target.float()).pow(2).mean()
 
     def predict(self, batch):
         """The shared path of forward and reconstruct: -> pred (B, K, N, P), mask (B, K, N)."""
@@ -316,7 +311,8 @@ class RVM(nn.Module):
         with torch.no_grad():
             # what pasting the last source frame in place would score: the model must beat it by
             # modelling motion (it is 0 where nothing moves)
-            copy = self.loss(patch_targets(batch["source"][:, -1:], self.cfg.patch).expand_as(pred), batch["target"])
+            last = vit.patch_targets(batch["source"][:, -1], self.cfg.patch, norm_pix=False)   # (B, N, P)
+            copy = self.loss(last[:, None].expand_as(pred), batch["target"])
         return {"loss": loss, "loss_copy_last": copy}
 
     @torch.no_grad()
@@ -347,7 +343,8 @@ class RVM(nn.Module):
         pred, mask = self.predict(batch)                                          # (B, K, N, P), (B, K, N)
         target, p = batch["target"], self.cfg.patch
         (B, K, _, H, W), pred = target.shape, pred.float()
-        paste = torch.where(mask[..., None].bool(), pred, patch_targets(target, p))   # (B, K, N, P)
+        visible = vit.patch_targets(target.flatten(0, 1), p, norm_pix=False).view_as(pred)   # (B, K, N, P)
+        paste = torch.where(mask[..., None].bool(), pred, visible)                      # (B, K, N, P)
         pred, paste = (vit.unpatchify(x.flatten(0, 1), p, H // p, W // p).view(B, K, 3, H, W)
                        for x in (pred, paste))                                    # (B, K, 3, H, W)
         return {"source": batch["source"], "target": target, "pred": pred, "paste": paste, "mask": mask}
