@@ -121,10 +121,12 @@ def noise_square_video(T=16, size=64, square=16, angle=0.0, speed=2.0, grain=1, 
     offsets = torch.arange(square)
     for t in range(T):
         y, x = start[0] + t * vy, start[1] + t * vx
+        # positions snap to the texel lattice (multiples of grain): a square off the lattice would show
+        # texel edges out of phase with the background's, a single-frame cue that motion is meant to be
         if boundary == "bounce":
-            y, x = _round(_fold(y, room)), _round(_fold(x, room))
+            y, x = grain * _round(_fold(y, room) / grain), grain * _round(_fold(x, room) / grain)
         else:
-            y, x = _round(y) % size, _round(x) % size
+            y, x = grain * _round(y / grain) % size, grain * _round(x / grain) % size
         rows = ((y + offsets) % size)[:, None]  # % size: under "wrap" the square spills over the edge
         cols = ((x + offsets) % size)[None, :]
         video[t, :, rows, cols] = texture
@@ -442,18 +444,31 @@ class _Endless(Dataset):
 class SyntheticVideos(_Endless):
     """Toy-world clips: kind "noise_square" or "shapes".
 
-    noise_square options (kwargs): square (default size // 4), speed (range,
-    default (1.0, 3.0)), grain (1), color (False), boundary ("wrap", so the
-    direction label holds for the whole clip). Each item draws a direction
-    uniformly from DIRECTIONS (returned as "direction", its class), a speed and
-    a start. shapes options: n_shapes (3). augment: augment_clip on video and mask.
+    noise_square options (kwargs): square (default size // 2, the RVM demo's
+    half-frame square), speed (range, default (size / 16, size / 8) pixels per
+    frame), grain (size // 16, so 4-px texels at 64 px: 2 x 2 texels per
+    patch-8 token; a texel per token would leave a per-patch normalized
+    target nothing to predict), color (False), boundary ("wrap", so the direction label holds for
+    the whole clip). Each item draws a direction uniformly from DIRECTIONS
+    (returned as "direction", its class), a speed and a start. Why coarse
+    texels: the tiny models learn to copy a static coarse-texel background
+    from memory within a few hundred steps, and never left the
+    predict-the-mean plateau on per-pixel noise in a demo-sized run; the frames
+    are still pure noise, texel by texel. shapes options: n_shapes (3).
+    augment: augment_clip on video and mask; None (default) = on for shapes,
+    off for the noise square, whose generator already draws position,
+    direction, speed and texture, and whose texels a crop would move off
+    the patch lattice.
     """
     KINDS = ("noise_square", "shapes")
 
-    def __init__(self, kind, clip_len, size, seed=0, augment=True, **kwargs):
+    def __init__(self, kind, clip_len, size, seed=0, augment=None, **kwargs):
         if kind not in self.KINDS:
             raise ValueError(f"unknown kind {kind!r}; choose from {self.KINDS}")
-        defaults = {"noise_square": dict(square=size // 4, speed=(1.0, 3.0), grain=1, color=False, boundary="wrap"),
+        augment = kind != "noise_square" if augment is None else augment
+        grain = size // 16 if size % 16 == 0 else 1       # must divide the square (size // 2) too
+        defaults = {"noise_square": dict(square=size // 2, speed=(size / 16, size / 8), grain=grain, color=False,
+                                         boundary="wrap"),
                     "shapes": dict(n_shapes=3)}[kind]
         unknown = sorted(set(kwargs) - set(defaults))
         if unknown:

@@ -94,12 +94,18 @@ def test_subpixel_speed_still_rigid():
         assert torch.equal(video[t][:, mask[t]].view(3, 8, 8), texture)
 
 
-def test_grain_makes_constant_blocks():
-    video, _ = data.noise_square_video(T=4, size=32, square=8, grain=4, speed=4.0, start=(8.0, 8.0), seed=1)
-    # square positions stay on the 4-pixel grid here, so every frame is 4x4 blocks
+@pytest.mark.parametrize("boundary", ["wrap", "bounce"])
+def test_grain_square_stays_on_the_texel_lattice(boundary):
+    # any speed, angle and start: the square snaps to the grain lattice, so every frame is
+    # constant grain x grain blocks (no texel edge out of phase with the background's)
+    video, mask = data.noise_square_video(T=12, size=32, square=8, grain=4, angle=45, speed=1.7,
+                                          boundary=boundary, seed=1)
     blocks = video[:, :, ::4, ::4].repeat_interleave(4, 2).repeat_interleave(4, 3)
     assert torch.equal(video, blocks)
     assert video[0, 0, :4, :4].unique().numel() == 1 and video[0, 0, :, :8].unique().numel() > 1
+    assert torch.equal(mask, mask[:, ::4, ::4].repeat_interleave(4, 1).repeat_interleave(4, 2))
+    corners = {tuple(m.nonzero().min(0).values.tolist()) for m in mask if not (m[:, 0].any() and m[:, -1].any())}
+    assert len(corners) > 3 and all(y % 4 == 0 and x % 4 == 0 for y, x in corners)   # it moved, on the lattice
 
 
 def test_bounce_keeps_square_inside_and_turns_around():
@@ -325,7 +331,7 @@ def test_synthetic_videos_items():
 
 
 def test_noise_square_dataset_without_augment_matches_its_direction():
-    ds = data.SyntheticVideos("noise_square", clip_len=4, size=32, augment=False, speed=(2.0, 2.0), square=8)
+    ds = data.SyntheticVideos("noise_square", clip_len=4, size=32, augment=False, speed=(2.0, 2.0), square=8, grain=1)
     for i in range(6):
         item = ds[i]
         angle = math.radians(data.DIRECTIONS[item["direction"]])
@@ -473,3 +479,15 @@ def test_loader_workers_give_the_same_batches():
 def test_loader_rejects_bad_rank():
     with pytest.raises(ValueError, match="rank"):
         data.make_loader(_tiny_dataset(), batch_size=2, rank=2, world_size=2)
+
+
+def test_noise_square_defaults_scale_with_the_frame():
+    for size in (32, 64):
+        ds = data.SyntheticVideos("noise_square", clip_len=6, size=size)
+        o, g = ds.options, size // 16
+        assert not ds.augment and data.SyntheticVideos("shapes", clip_len=2, size=size).augment
+        assert (o["square"], o["grain"], o["speed"]) == (size // 2, g, (size / 16, size / 8))
+        item = ds[1]
+        v, m = item["video"], item["mask"]
+        assert torch.equal(v, v[..., ::g, ::g].repeat_interleave(g, -2).repeat_interleave(g, -1))   # texels, unblurred
+        assert (m.sum((1, 2)) == (size // 2) ** 2).all()                                             # no crop
