@@ -27,12 +27,16 @@ is drawn by data.SyntheticVideos from a generator seeded S * 1_000_003 +
 index, which picks the video's own seed at random from [0, 2**62). The videos
 here are made directly from the seeds EVAL_SEED = 10**9 + i (one block of
 seeds per probe, SEED_BLOCKS), with the training options (square side, speed
-range, wrapping borders) but without augmentation, so they are new videos of
-the training distribution. Reference points for the IoU: with the default
-square (size // 4, 1/16 of the frame) random clusters score about 0.06 (a
-32-px square, --square 32 at 64 px, about 0.2), raw pixels about 0.05, and a
-one-line motion detector (each token's |x_t - x_(t-1)| patch, see the tests)
-about 0.75 (0.8 after the first frames).
+range, texel grain, wrapping borders; the noise square is not augmented in
+training either), so they are new videos of the training distribution.
+Reference points for the IoU with the default world (a half-frame square,
+1/4 of the frame, 4-px texels): random-init frame encoders score 0.17-0.18,
+raw pixels 0.17-0.19 (chance: k-means splits on texture), a random-init RVM
+0.05 (its state grows from s_0 = 0, so k-means splits early frames from late
+ones: IoU 0 on late frames), and a one-line motion
+detector (each token's |x_t - x_(t-1)| patch, see the tests) about 0.6 after
+the first frame. The token-grid ground truth scores about 0.76 at pixel level
+(the square is on the 4-px texel lattice, not on the 8-px token grid).
 
 The metric functions (kmeans, pca_rgb, hungarian_best_match, iou, region_J,
 label_propagation, linear_probe) are written here once; viz.py imports them.
