@@ -444,21 +444,16 @@ class _Endless(Dataset):
 class SyntheticVideos(_Endless):
     """Toy-world clips: kind "noise_square" or "shapes".
 
-    noise_square options (kwargs): square (default size // 2, the RVM demo's
-    half-frame square), speed (range, default (size / 16, size / 8) pixels per
-    frame), grain (size // 16, so 4-px texels at 64 px: 2 x 2 texels per
-    patch-8 token; a texel per token would leave a per-patch normalized
-    target nothing to predict), color (False), boundary ("wrap", so the direction label holds for
-    the whole clip). Each item draws a direction uniformly from DIRECTIONS
-    (returned as "direction", its class), a speed and a start. Why coarse
-    texels: the tiny models learn to copy a static coarse-texel background
-    from memory within a few hundred steps, and never left the
-    predict-the-mean plateau on per-pixel noise in a demo-sized run; the frames
-    are still pure noise, texel by texel. shapes options: n_shapes (3).
-    augment: augment_clip on video and mask; None (default) = on for shapes,
-    off for the noise square, whose generator already draws position,
-    direction, speed and texture, and whose texels a crop would move off
-    the patch lattice.
+    noise_square options (kwargs), defaults scaled to the frame: square size // 2
+    (the RVM demo's), speed (size / 16, size / 8) px per frame, grain size // 16
+    (4-px texels at 64 px: per-pixel noise kept the tiny models on the
+    predict-the-mean plateau; a texel per 8-px token would leave a per-patch
+    normalized target nothing to predict), color False, boundary "wrap" (the
+    direction label holds for the whole clip). Each item draws a direction from
+    DIRECTIONS (returned as "direction", its class), a speed and a start.
+    shapes options: n_shapes (3). augment: augment_clip on video and mask; None
+    = on for shapes, off for the noise square (its generator draws everything;
+    a crop would move the texels off the patch lattice).
     """
     KINDS = ("noise_square", "shapes")
 
