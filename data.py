@@ -88,13 +88,15 @@ def _round(p):
 # noise square (RVM Sec. 4.4, Fig. 6)
 
 def noise_square_video(T=16, size=64, square=16, angle=0.0, speed=2.0, grain=1, color=False,
-                       boundary="bounce", seed=0, start=None):
+                       boundary="bounce", seed=0, start=None, lattice=None):
     """A white-noise square moving over a static white-noise background.
 
     angle: degrees, 0 = right, 90 = down. speed: pixels per frame; the square's
     top-left follows start + t * velocity exactly and is rounded to whole
     pixels each frame, with its texture rigidly attached. grain: texel side in
-    pixels. color: independent noise per channel (else grey). boundary:
+    pixels. lattice: the top-left snaps to multiples of it (default grain; a
+    multiple of grain, so no texel edge is out of phase with the background's,
+    a single-frame cue). color: independent noise per channel (else grey). boundary:
     "bounce" reflects the velocity at the borders, "wrap" is a torus (the square
     re-enters on the other side). start: (y, x) top-left, or None for random.
     Returns video (T, 3, H, W) float32 in [0, 1] and mask (T, H, W) bool.
@@ -105,8 +107,13 @@ def noise_square_video(T=16, size=64, square=16, angle=0.0, speed=2.0, grain=1, 
         raise ValueError(f"square must be in [1, size={size}); got {square}")
     if grain < 1 or size % grain or square % grain:
         raise ValueError(f"grain={grain} must divide size={size} and square={square}")
+    lattice = grain if lattice is None else lattice
+    if lattice < 1 or lattice % grain or size % lattice:
+        raise ValueError(f"lattice={lattice} must be a multiple of grain={grain} and divide size={size}")
     if boundary not in ("bounce", "wrap"):
         raise ValueError(f"boundary must be 'bounce' or 'wrap'; got {boundary!r}")
+    if boundary == "bounce" and (size - square) % lattice:
+        raise ValueError(f"bounce needs lattice={lattice} to divide size - square = {size - square}")
     g = _generator(seed)
     channels = 3 if color else 1
     background = _noise(channels, size, grain, g)  # (C, H, W)
@@ -121,12 +128,12 @@ def noise_square_video(T=16, size=64, square=16, angle=0.0, speed=2.0, grain=1, 
     offsets = torch.arange(square)
     for t in range(T):
         y, x = start[0] + t * vy, start[1] + t * vx
-        # positions snap to the texel lattice (multiples of grain): a square off the lattice would show
+        # positions snap to the lattice (multiples of the texel): a square off the texel lattice would show
         # texel edges out of phase with the background's, a single-frame cue that motion is meant to be
         if boundary == "bounce":
-            y, x = grain * _round(_fold(y, room) / grain), grain * _round(_fold(x, room) / grain)
+            y, x = lattice * _round(_fold(y, room) / lattice), lattice * _round(_fold(x, room) / lattice)
         else:
-            y, x = grain * _round(y / grain) % size, grain * _round(x / grain) % size
+            y, x = lattice * _round(y / lattice) % size, lattice * _round(x / lattice) % size
         rows = ((y + offsets) % size)[:, None]  # % size: under "wrap" the square spills over the edge
         cols = ((x + offsets) % size)[None, :]
         video[t, :, rows, cols] = texture
@@ -444,16 +451,15 @@ class _Endless(Dataset):
 class SyntheticVideos(_Endless):
     """Toy-world clips: kind "noise_square" or "shapes".
 
-    noise_square options (kwargs), defaults scaled to the frame: square size // 2
-    (the RVM demo's), speed (size / 16, size / 8) px per frame, grain size // 16
-    (4-px texels at 64 px: per-pixel noise kept the tiny models on the
-    predict-the-mean plateau; a texel per 8-px token would leave a per-patch
-    normalized target nothing to predict), color False, boundary "wrap" (the
-    direction label holds for the whole clip). Each item draws a direction from
-    DIRECTIONS (returned as "direction", its class), a speed and a start.
+    noise_square options, defaults scaled to the frame (at 64 px, the tiny 8-px
+    tokens): square size // 2, grain size // 16 (4-px texels), lattice and speed
+    size // 8: the square steps one token a frame on each axis it moves on (a
+    king's move), so its tokens are exactly tokens of the last frame one step
+    back (off the grid a tiny RVM's IoU stayed at 0.23, README). color False,
+    boundary "wrap" (the direction holds). speed may be a (lo, hi) range. Items
+    draw a direction from DIRECTIONS (returned as "direction") and a start.
     shapes options: n_shapes (3). augment: augment_clip on video and mask; None
-    = on for shapes, off for the noise square (its generator draws everything;
-    a crop would move the texels off the patch lattice).
+    = on for shapes, off for the noise square (a crop would leave the lattice).
     """
     KINDS = ("noise_square", "shapes")
 
@@ -461,8 +467,11 @@ class SyntheticVideos(_Endless):
         if kind not in self.KINDS:
             raise ValueError(f"unknown kind {kind!r}; choose from {self.KINDS}")
         augment = kind != "noise_square" if augment is None else augment
+        # texels: per-pixel noise kept the tiny models on the predict-the-mean plateau; one texel per
+        # token would leave a per-patch normalized target (SiamMAE, ViC-MAE) nothing to predict
         grain = size // 16 if size % 16 == 0 else 1       # must divide the square (size // 2) too
-        defaults = {"noise_square": dict(square=size // 2, speed=(size / 16, size / 8), grain=grain, color=False,
+        lattice = size // 8 if size % 16 == 0 else 1
+        defaults = {"noise_square": dict(square=size // 2, speed=lattice, grain=grain, lattice=lattice, color=False,
                                          boundary="wrap"),
                     "shapes": dict(n_shapes=3)}[kind]
         unknown = sorted(set(kwargs) - set(defaults))
@@ -472,14 +481,22 @@ class SyntheticVideos(_Endless):
         self.options = {**defaults, **kwargs}
         self[0]  # bad options fail here, in the main process, not later in a loader worker
 
+    def noise_square(self, T, direction, speed, seed, square=None):
+        """One noise-square video with these options along DIRECTIONS[direction], `speed` px per
+        frame on each axis it moves on (a diagonal: speed * sqrt(2) along the diagonal)."""
+        o, angle = self.options, DIRECTIONS[direction]
+        a = math.radians(angle)
+        speed = speed / max(abs(math.cos(a)), abs(math.sin(a)))
+        return noise_square_video(T=T, size=self.size, square=square or o["square"], angle=angle, speed=speed,
+                                  grain=o["grain"], lattice=o["lattice"], color=o["color"],
+                                  boundary=o["boundary"], seed=seed)
+
     def item(self, index, g):
         o, direction = self.options, -1
         if self.kind == "noise_square":
             direction = _randint(g, len(DIRECTIONS))
             speed = o["speed"] if isinstance(o["speed"], (int, float)) else _uniform(g, *o["speed"])
-            video, mask = noise_square_video(T=self.clip_len, size=self.size, square=o["square"],
-                                             angle=DIRECTIONS[direction], speed=speed, grain=o["grain"],
-                                             color=o["color"], boundary=o["boundary"], seed=_new_seed(g))
+            video, mask = self.noise_square(self.clip_len, direction, speed, _new_seed(g))
         else:
             video, mask = shapes_video(T=self.clip_len, size=self.size, n_shapes=o["n_shapes"], seed=_new_seed(g))
         if self.augment:

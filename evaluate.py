@@ -313,17 +313,15 @@ def extract(model, videos, device, batch_size=8, label=""):
 
 def noise_square_set(n, T, size, first_seed, square=None):
     """n held-out noise-square videos like train.py's (data.SyntheticVideos'
-    options: square side, grain, colour, wrapping borders, so a direction
-    never changes), without augmentation and at the middle of the training
-    speed range; video i moves along data.DIRECTIONS[i % 8]. `square`
-    overrides the side. -> videos (n, T, 3, H, W), masks (n, T, H, W),
+    options: square side, grain, lattice, colour, wrapping borders, so a
+    direction never changes), without augmentation and at the middle of the
+    training speed range; video i moves along data.DIRECTIONS[i % 8].
+    `square` overrides the side. -> videos (n, T, 3, H, W), masks (n, T, H, W),
     direction classes (n,)."""
-    o = data.SyntheticVideos("noise_square", 1, size, augment=False).options     # the training defaults
+    world = data.SyntheticVideos("noise_square", 1, size, augment=False)     # the training defaults
+    o, K = world.options, len(data.DIRECTIONS)
     speed = o["speed"] if isinstance(o["speed"], (int, float)) else sum(o["speed"]) / 2
-    K = len(data.DIRECTIONS)
-    pairs = [data.noise_square_video(T=T, size=size, square=square or o["square"], angle=data.DIRECTIONS[i % K],
-                                     speed=speed, grain=o["grain"], color=o["color"], boundary=o["boundary"],
-                                     seed=first_seed + i) for i in range(n)]
+    pairs = [world.noise_square(T, i % K, speed, first_seed + i, square=square) for i in range(n)]
     return torch.stack([v for v, _ in pairs]), torch.stack([m for _, m in pairs]), torch.arange(n) % K
 
 

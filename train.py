@@ -53,8 +53,8 @@ METHODS = {"rvm": rvm, "siammae": siammae, "vicmae": vicmae, "sigma": sigma}
 MODELS = {"rvm": rvm.RVM, "siammae": siammae.SiamMAE, "vicmae": vicmae.ViCMAE, "sigma": sigma.SIGMA}
 
 # training defaults per preset (the model's are in each method's Config.tiny() / .small()).
-# tiny = `make demo`: RVM, 600 steps of 8 clips, ~0.75 s of CPU time per step (model 0.7,
-# data 0.05), so ~5 min on an idle 2-core CPU; the other methods' steps cost a fifth of that.
+# tiny: 600 steps of 8 clips, a minute or two per method on a 2-core CPU. `make demo` runs RVM
+# for longer (--steps 5000, ~0.1 s a step, ~8 min): its motion comes after ~3000 steps (README).
 PRESETS = {
     "tiny": dict(steps=600, batch_size=8, log_every=20, ckpt_every=200),
     "small": dict(steps=100_000, batch_size=128, log_every=50, ckpt_every=2000),

@@ -108,6 +108,15 @@ def test_grain_square_stays_on_the_texel_lattice(boundary):
     assert len(corners) > 3 and all(y % 4 == 0 and x % 4 == 0 for y, x in corners)   # it moved, on the lattice
 
 
+@pytest.mark.parametrize("boundary", ["wrap", "bounce"])
+def test_square_snaps_to_a_coarser_lattice_than_its_texels(boundary):
+    video, mask = data.noise_square_video(T=12, size=32, square=16, grain=2, lattice=8, angle=45, speed=3.3,
+                                          boundary=boundary, seed=4)
+    assert torch.equal(video, video[:, :, ::2, ::2].repeat_interleave(2, 2).repeat_interleave(2, 3))  # 2-px texels
+    assert torch.equal(mask, mask[:, ::8, ::8].repeat_interleave(8, 1).repeat_interleave(8, 2))        # 8-px cells
+    assert len({tuple(m.nonzero().min(0).values.tolist()) for m in mask}) > 2                        # it moved
+
+
 def test_bounce_keeps_square_inside_and_turns_around():
     _, mask = data.noise_square_video(T=30, size=32, square=8, angle=0, speed=4.0, start=(10.0, 20.0))
     xs = []
@@ -136,6 +145,7 @@ def test_noise_square_paper_preset():
 @pytest.mark.parametrize("kwargs, match", [
     (dict(square=64, size=64), "square"), (dict(square=0), "square"), (dict(grain=3), "grain"),
     (dict(grain=32, square=16), "grain"), (dict(boundary="reflect"), "boundary"), (dict(T=0), "T"),
+    (dict(grain=4, lattice=6), "lattice"), (dict(size=64, square=24, lattice=16), "lattice"),
 ])
 def test_noise_square_rejects_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -331,15 +341,13 @@ def test_synthetic_videos_items():
 
 
 def test_noise_square_dataset_without_augment_matches_its_direction():
-    ds = data.SyntheticVideos("noise_square", clip_len=4, size=32, augment=False, speed=(2.0, 2.0), square=8, grain=1)
-    for i in range(6):
+    ds = data.SyntheticVideos("noise_square", clip_len=4, size=32, augment=False)   # lattice = speed = 4 px
+    for i in range(8):
         item = ds[i]
         angle = math.radians(data.DIRECTIONS[item["direction"]])
         m = item["mask"].bool()
-        dy, dx = round(2 * math.sin(angle)), round(2 * math.cos(angle))
-        # whole-pixel rounding of the path: the step is within one pixel of the velocity
-        assert any(torch.equal(m[1], torch.roll(m[0], (dy + a, dx + b), dims=(0, 1)))
-                   for a in (-1, 0, 1) for b in (-1, 0, 1))
+        dy, dx = 4 * round(math.sin(angle)), 4 * round(math.cos(angle))    # one cell per frame, a king's move
+        assert all(torch.equal(m[t + 1], torch.roll(m[t], (dy, dx), dims=(0, 1))) for t in range(3))
         assert not torch.equal(m[1], torch.roll(m[0], (-dy, -dx), dims=(0, 1)))  # not the opposite way
 
 
@@ -486,7 +494,7 @@ def test_noise_square_defaults_scale_with_the_frame():
         ds = data.SyntheticVideos("noise_square", clip_len=6, size=size)
         o, g = ds.options, size // 16
         assert not ds.augment and data.SyntheticVideos("shapes", clip_len=2, size=size).augment
-        assert (o["square"], o["grain"], o["speed"]) == (size // 2, g, (size / 16, size / 8))
+        assert (o["square"], o["grain"], o["lattice"], o["speed"]) == (size // 2, g, size // 8, size // 8)
         item = ds[1]
         v, m = item["video"], item["mask"]
         assert torch.equal(v, v[..., ::g, ::g].repeat_interleave(g, -2).repeat_interleave(g, -1))   # texels, unblurred

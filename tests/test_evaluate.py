@@ -319,7 +319,12 @@ def test_noise_square_probe_scores_oracle_features_perfectly():
     truth = F.one_hot(square.long(), 2).float()                      # features that know the square
     out = ev.probe_noise_square(Oracle(videos, truth), 8, videos, masks, torch.device("cpu"), "")
     assert out["iou"] == pytest.approx(1.0) and out["iou_late"] == pytest.approx(1.0)
-    assert out["iou_pixel"] == pytest.approx(out["iou_pixel_ceiling"]) and out["iou_pixel_ceiling"] < 1
+    assert out["iou_pixel"] == pytest.approx(1.0) and out["iou_pixel_ceiling"] == pytest.approx(1.0)  # on the grid
+    videos, masks, _ = ev.noise_square_set(3, 5, 64, ev.EVAL_SEED, square=28)    # a side off the token grid
+    truth = F.one_hot((ev.token_fractions(masks.long(), 8, 2)[..., 1] > 0.5).long(), 2).float()
+    off = ev.probe_noise_square(Oracle(videos, truth), 8, videos, masks, torch.device("cpu"), "")
+    assert off["iou"] == pytest.approx(1.0) and off["iou_pixel"] == pytest.approx(off["iou_pixel_ceiling"])
+    assert off["iou_pixel_ceiling"] < 1
     pixels = ev.probe_noise_square(ev.RawPixels(8), 8, videos, masks, torch.device("cpu"), "")
     assert pixels["iou"] < 0.5                                        # frames are noise: pixels cannot see it
 

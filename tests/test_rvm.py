@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import data
 import rvm as R
 import vit
 
@@ -39,7 +40,11 @@ def patch_box(i, w, p):
 def test_config_presets_and_validation():
     assert R.Config.tiny() == R.Config()
     tiny, small = R.Config.tiny(), R.Config.small()
-    assert (tiny.img_size, tiny.patch, tiny.dim, tiny.depth, tiny.heads) == (64, 8, 128, 4, 4)
+    assert (tiny.img_size, tiny.patch, tiny.dim, tiny.depth, tiny.heads) == (64, 8, 64, 1, 2)
+    # the default noise square wraps around the frame in size / speed frames: no target may be that far
+    # after a source frame, or it is a copy of it (the last target is n_source - 1 + delta_max after the first)
+    o = data.SyntheticVideos("noise_square", 1, tiny.img_size).options
+    assert o["lattice"] == o["speed"] == tiny.patch and tiny.n_source + tiny.delta_max <= tiny.img_size // o["speed"]
     assert (small.img_size, small.patch, small.dim, small.depth, small.heads) == (256, 16, 384, 12, 6)
     assert (small.n_source, small.n_targets, small.delta_min, small.delta_max, small.mask_ratio) == (4, 4, 4, 48, 0.95)
     for c in (tiny, small):
