@@ -484,6 +484,8 @@ class SyntheticVideos(_Endless):
     def noise_square(self, T, direction, speed, seed, square=None):
         """One noise-square video with these options along DIRECTIONS[direction], `speed` px per
         frame on each axis it moves on (a diagonal: speed * sqrt(2) along the diagonal)."""
+        if self.kind != "noise_square":
+            raise ValueError(f"noise_square() needs kind 'noise_square'; this dataset is {self.kind!r}")
         o, angle = self.options, DIRECTIONS[direction]
         a = math.radians(angle)
         speed = speed / max(abs(math.cos(a)), abs(math.sin(a)))

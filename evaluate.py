@@ -26,17 +26,17 @@ Held-out data: a training item `index` of a run with `--seed S` (default 0)
 is drawn by data.SyntheticVideos from a generator seeded S * 1_000_003 +
 index, which picks the video's own seed at random from [0, 2**62). The videos
 here are made directly from the seeds EVAL_SEED = 10**9 + i (one block of
-seeds per probe, SEED_BLOCKS), with the training options (square side, speed
-range, texel grain, wrapping borders; the noise square is not augmented in
+seeds per probe, SEED_BLOCKS), with the training options (square side, speed,
+texel grain, lattice, wrapping borders; the noise square is not augmented in
 training either), so they are new videos of the training distribution.
 Reference points for the IoU with the default world (a half-frame square,
-1/4 of the frame, 4-px texels): random-init frame encoders score 0.17-0.18,
-raw pixels 0.17-0.19 (chance: k-means splits on texture), a random-init RVM
-0.05 (its state grows from s_0 = 0, so k-means splits early frames from late
-ones: IoU 0 on late frames), and a one-line motion
-detector (each token's |x_t - x_(t-1)| patch, see the tests) about 0.6 after
-the first frame. The token-grid ground truth scores about 0.76 at pixel level
-(the square is on the 4-px texel lattice, not on the 8-px token grid).
+1/4 of the frame, one token a frame on the token grid): random-init frame
+encoders score 0.24-0.26, raw pixels 0.23 (chance: k-means splits on
+texture), a random-init RVM 0.05 (its state grows from s_0 = 0, so k-means
+splits early frames from late ones: IoU 0 on late frames), and a one-line
+motion detector (each token's |x_t - x_(t-1)| patch, see the tests) 0.69
+after the first frame. The square is on the token grid, so the token-grid
+ground truth scores 1 at pixel level too.
 
 The metric functions (kmeans, pca_rgb, hungarian_best_match, iou, region_J,
 label_propagation, linear_probe) are written here once; viz.py imports them.
