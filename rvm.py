@@ -41,12 +41,10 @@ import vit
 @dataclass
 class Config:
     # --- encoder: the shared tiny ViT (paper: ViT-S/B/L/H at 256 px, patch 16, Sec. 4.1) ---
-    # Tiny is narrow on purpose (README): a dim-128, depth-4 model stays on the predict-the-mean plateau
-    # for a whole 10-min CPU run; this one takes 0.1 s a step and sees motion after ~3000 steps.
     img_size: int = 64          # paper 256; tiny 64 so a CPU step takes a fraction of a second
     patch: int = 8              # paper 16; tiny 8 -> 8x8 = 64 tokens per frame
     dim: int = 64               # paper 384 (ViT-S); also the core's width: the state lives in the encoder's space
-    depth: int = 1              # paper 12 (ViT-S)
+    depth: int = 1              # paper 12 (ViT-S); tiny narrow: 128 x 4 stayed on the mean plateau for 10 min (README)
     heads: int = 2              # paper 6 (ViT-S); also the core's heads (official code: same as the encoder's)
     mlp_ratio: float = 4.0      # paper 4 (ViT)
     # --- recurrent core (Sec. 3.2) ---
@@ -60,15 +58,13 @@ class Config:
     mask_ratio: float = 0.95    # of each target's patches; sources are never masked
     n_source: int = 4           # consecutive source frames unrolled by the core; paper 4 (Table 3a: 1, 2, 4)
     n_targets: int = 2          # targets per clip, each its own delta; paper 4; tiny 2 (3/4 of the cost of 4)
-    delta_min: int = 1          # paper 4 (frames after the last source frame). Tiny: the square wraps the frame
-    delta_max: int = 4          # in 8 frames, so a target 8 after a source IS it (with n_source 8 the copy was
-    #                             learned, not motion); n_source + delta_max <= 8; paper 48
+    delta_min: int = 1          # paper 4 (frames after the last source); tiny 1 (2 or 3: IoU 0.3, README). The square
+    delta_max: int = 4          # wraps in 8 frames: a target 8 after a source IS it, so n_source + this <= 8; paper 48
     clip_len: int = 16          # frames the loader supplies; needs >= n_source + delta_max; paper 64
     max_delta: int = 16         # classes of the one-hot time-offset embedding (> delta_max); official 64
     checkpoint: bool = False    # recompute the per-frame encoder in backward (BPTT memory, Sec. 5); for ViT-L/H
     # --- optimizer: AdamW, warmup + cosine (Sec. 4.1; values in the paper's supplement, so MAE's) ---
-    blr: float = 9.6e-2         # MAE 1.5e-4 per 256 clips; tiny: lr 3e-3 at batch 8 (6000 steps: 1e-3 reached
-    #                             k-means IoU 0.54, 2e-3 0.60, 3e-3 0.65)
+    blr: float = 9.6e-2         # MAE 1.5e-4 per 256; tiny lr 3e-3 at batch 8 (IoU in 6000 steps: 1e-3 .54, 3e-3 .65)
     weight_decay: float = 0.05  # MAE 0.05
     betas: tuple = (0.9, 0.95)  # MAE (0.9, 0.95)
     warmup_steps: int = 50      # tiny: 1% of make demo's 5000 steps
