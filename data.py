@@ -469,8 +469,7 @@ class SyntheticVideos(_Endless):
         augment = kind != "noise_square" if augment is None else augment
         # texels: per-pixel noise kept the tiny models on the predict-the-mean plateau; one texel per
         # token would leave a per-patch normalized target (SiamMAE, ViC-MAE) nothing to predict
-        grain = size // 16 if size % 16 == 0 else 1       # must divide the square (size // 2) too
-        lattice = size // 8 if size % 16 == 0 else 1
+        grain, lattice = (size // 16, size // 8) if size % 16 == 0 else (1, 1)   # both divide the square, size // 2
         defaults = {"noise_square": dict(square=size // 2, speed=lattice, grain=grain, lattice=lattice, color=False,
                                          boundary="wrap"),
                     "shapes": dict(n_shapes=3)}[kind]
