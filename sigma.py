@@ -57,7 +57,7 @@ class Config:
     sinkhorn_eps: float = 0.05  # epsilon = 1/lambda of Eq. 3; paper gives no value; code 0.05
     sinkhorn_iters: int = 10    # paper gives no value; code 10
     hard_targets: bool = False  # paper: soft q in Eq. 5; code: one-hot argmax(q). In our tiny runs soft targets
-    #                             drifted to flat scores (p = q = uniform, loss 2 log K); hard ones kept learning
+    #                             went flat (p = q = uniform, loss 2 log K); hard ones piled onto one prototype
     detach_proto_psi: bool = False  # code: True (C learns from phi's scores only); the paper does not say
     renorm_prototypes: bool = False  # code: True, C renormalized in place each forward (lost under FSDP)
     # --- optimizer (Sec. 4: VideoMAE's AdamW recipe, cosine decay) ---
