@@ -335,10 +335,14 @@ def shapes_set(n, T, size, first_seed):
 # the probes
 
 
-def probe_noise_square(model, patch, videos, masks, device, label):
+def probe_noise_square(model, patch, videos, masks, device, label, directions=None):
     """Metric 1 (RVM Fig. 6): k-means K = 2 per video, best match, IoU of
     the square per frame on the token grid; the pixel-level IoU beside it,
-    with its ceiling (the token-grid ground truth scored at pixel level)."""
+    with its ceiling (the token-grid ground truth scored at pixel level).
+    With the videos' direction classes (V,), also the IoU of the videos moving
+    along an axis and of those moving diagonally: on the 8-token torus an axis
+    move keeps the square in one band of rows (or columns), so every background
+    token of that band is at most two tokens from the square's path."""
     feats, sec = extract(model, videos, device, label=label)              # (V, T, h, w, D)
     V, T, h, w, D = feats.shape
     up = lambda m: m.repeat_interleave(patch, -2).repeat_interleave(patch, -1)   # token grid -> pixels, nearest
@@ -350,11 +354,20 @@ def probe_noise_square(model, patch, videos, masks, device, label):
         tok.append(iou(pred, truth, dims=(-2, -1)))                       # (T,)
         pix.append(iou(up(pred), masks[v], dims=(-2, -1)))
         ceiling.append(iou(up(truth), masks[v], dims=(-2, -1)))
-    per_frame = torch.stack(tok).mean(0)                                  # (T,) averaged over videos
-    return {"iou": per_frame.mean().item(), "iou_early": per_frame[:4].mean().item(),
-            "iou_late": per_frame[T // 2:].mean().item(), "iou_per_frame": [round(x, 4) for x in per_frame.tolist()],
-            "iou_pixel": torch.stack(pix).mean().item(), "iou_pixel_ceiling": torch.stack(ceiling).mean().item(),
-            "sec_per_video": sec}
+    tok = torch.stack(tok)                                                # (V, T)
+    per_frame = tok.mean(0)                                               # (T,) averaged over videos
+    out = {"iou": per_frame.mean().item(), "iou_early": per_frame[:4].mean().item(),
+           "iou_late": per_frame[T // 2:].mean().item(), "iou_per_frame": [round(x, 4) for x in per_frame.tolist()],
+           "iou_pixel": torch.stack(pix).mean().item(), "iou_pixel_ceiling": torch.stack(ceiling).mean().item(),
+           "sec_per_video": sec}
+    if directions is not None:
+        if len(directions) != V:
+            raise ValueError(f"need one direction class per video ({V}); got {len(directions)}")
+        per_video = tok.mean(1)                                           # (V,)
+        diagonal = torch.tensor([data.DIRECTIONS[int(c)] % 90 != 0 for c in directions])
+        for key, sel in (("iou_axis", ~diagonal), ("iou_diagonal", diagonal)):
+            out[key] = per_video[sel].mean().item() if sel.any() else None
+    return out
 
 
 def probe_motion(model, train_set, test_set, device, label):
@@ -400,7 +413,7 @@ def evaluate_all(entries, args, device):
     print(f"held-out data: {args.iou_videos} noise-square videos of {T} frames, {args.probe_train}+{args.probe_test} "
           f"probe videos of {args.probe_frames} frames per direction, {args.shapes_videos} shapes videos of "
           f"{max(lengths)} frames", flush=True)
-    iou_vids, iou_masks, _ = noise_square_set(args.iou_videos, T, size, base["iou"], args.square)
+    iou_vids, iou_masks, iou_dirs = noise_square_set(args.iou_videos, T, size, base["iou"], args.square)
     videos, _, classes = noise_square_set(K * args.probe_train, args.probe_frames, size, base["probe"], args.square)
     probe_train = (videos, classes)
     videos, _, classes = noise_square_set(K * args.probe_test, args.probe_frames, size, base["probe"] + 50_000,
@@ -413,7 +426,7 @@ def evaluate_all(entries, args, device):
         start = time.perf_counter()
         model = model.to(device).eval()
         print(f"[{name}] noise-square IoU", flush=True)
-        row = {"model": name, **probe_noise_square(model, patch, iou_vids, iou_masks, device, name)}
+        row = {"model": name, **probe_noise_square(model, patch, iou_vids, iou_masks, device, name, iou_dirs)}
         print(f"[{name}] motion probe", flush=True)
         row.update(probe_motion(model, probe_train, probe_test, device, name))
         print(f"[{name}] label propagation", flush=True)
@@ -427,11 +440,13 @@ def evaluate_all(entries, args, device):
 
 def markdown(rows, args):
     L0, T = args.lengths[0], args.frames
-    head = ["model", "noise-sq IoU", "IoU t<4", f"IoU t>={T // 2}", "pixel IoU (ceiling)", "motion acc",
+    head = ["model", "noise-sq IoU", "IoU t<4", f"IoU t>={T // 2}", "IoU axis / diagonal", "pixel IoU (ceiling)",
+            "motion acc",
             f"J ({L0} fr)", *[f"J{L}/J{L0}" for L in args.lengths[1:]], f"s/video ({T} fr)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cells = [r["model"], f"{r['iou']:.3f}", f"{r['iou_early']:.3f}", f"{r['iou_late']:.3f}",
+        split = " / ".join("n/a" if r.get(k) is None else f"{r[k]:.3f}" for k in ("iou_axis", "iou_diagonal"))
+        cells = [r["model"], f"{r['iou']:.3f}", f"{r['iou_early']:.3f}", f"{r['iou_late']:.3f}", split,
                  f"{r['iou_pixel']:.3f} ({r['iou_pixel_ceiling']:.3f})", f"{r['motion_acc']:.3f}", f"{r['J']:.3f}",
                  *["n/a" if r["stability"][L] is None else f"{r['stability'][L]:.3f}" for L in args.lengths[1:]],
                  f"{r['sec_per_video']:.3f}"]
@@ -440,6 +455,7 @@ def markdown(rows, args):
     notes = [
         f"- noise-sq IoU: k-means K=2 on each of {args.iou_videos} held-out videos ({T} frames, {square}-px square "
         f"on {args.size}-px frames), clusters matched to square / background, IoU on the token grid (ceiling 1). "
+        f"IoU axis / diagonal: the videos moving along an axis / diagonally. "
         f"Pixel IoU: the same at pixel level (ceiling: the token-grid ground truth).",
         f"- motion acc: linear probe on mean-pooled features, {args.probe_train} train / {args.probe_test} test "
         f"videos of {args.probe_frames} frames per direction (chance {1 / len(data.DIRECTIONS):.3f}).",

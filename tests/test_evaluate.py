@@ -348,6 +348,27 @@ def test_noise_square_probe_rewards_seeing_motion():
     assert motion["iou_late"] > 0.5 and pixels["iou"] < 0.25 and motion["iou_late"] > 2.5 * pixels["iou"]
 
 
+def test_noise_square_iou_by_direction():
+    # features that mark the square and the strip it uncovered this frame (what a change detector sees):
+    # 4 x 4 square tokens, one token a frame, so the strip is 4 tokens on an axis move and 7 (an L) on a
+    # king's move; frame 0 has no strip. Known answers: 16/20 and 16/23 after the first frame.
+    T = 5
+    videos, masks, classes = ev.noise_square_set(8, T, 64, ev.EVAL_SEED)
+    square = ev.token_fractions(masks.long(), 8, 2)[..., 1] > 0.5           # (V, T, 8, 8)
+    changed = square | torch.cat([square[:, :1], square[:, :-1]], dim=1)
+    out = ev.probe_noise_square(Oracle(videos, F.one_hot(changed.long(), 2).float()), 8, videos, masks,
+                                torch.device("cpu"), "", classes)
+    assert out["iou_axis"] == pytest.approx((1 + (T - 1) * 16 / 20) / T)
+    assert out["iou_diagonal"] == pytest.approx((1 + (T - 1) * 16 / 23) / T)
+    assert out["iou"] == pytest.approx((out["iou_axis"] + out["iou_diagonal"]) / 2)   # 4 videos each
+    no_split = ev.probe_noise_square(Oracle(videos, F.one_hot(changed.long(), 2).float()), 8, videos, masks,
+                                     torch.device("cpu"), "")
+    assert "iou_axis" not in no_split and no_split["iou"] == pytest.approx(out["iou"])
+    with pytest.raises(ValueError, match="one direction class per video"):
+        ev.probe_noise_square(Oracle(videos, changed.float()[..., None]), 8, videos, masks, torch.device("cpu"),
+                              "", classes[:3])
+
+
 def test_motion_probe_oracle_and_pixels():
     tr = ev.noise_square_set(16, 4, 32, ev.EVAL_SEED)
     te = ev.noise_square_set(8, 4, 32, ev.EVAL_SEED + 100)
@@ -379,7 +400,7 @@ def test_evaluate_script_end_to_end(tmp_path, capsys):
     assert [r["model"] for r in rows] == ["rvm", "random-init rvm", "raw pixels"]
     for r in rows:
         assert 0 <= r["iou"] <= 1 and 0 <= r["motion_acc"] <= 1 and 0 <= r["J"] <= 1 and r["sec_per_video"] > 0
-        assert len(r["iou_per_frame"]) == 4
+        assert len(r["iou_per_frame"]) == 4 and set(r) >= {"iou_axis", "iou_diagonal"}
     assert "noise-square IoU" in capsys.readouterr().out             # progress is printed
 
 
