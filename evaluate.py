@@ -340,9 +340,10 @@ def probe_noise_square(model, patch, videos, masks, device, label, directions=No
     the square per frame on the token grid; the pixel-level IoU beside it,
     with its ceiling (the token-grid ground truth scored at pixel level).
     With the videos' direction classes (V,), also the IoU of the videos moving
-    along an axis and of those moving diagonally: on the 8-token torus an axis
-    move keeps the square in one band of rows (or columns), so every background
-    token of that band is at most two tokens from the square's path."""
+    along an axis and of those moving diagonally: an axis move keeps the square
+    in one band of rows (or columns); in the default world (4 x 4 square tokens
+    on an 8 x 8 torus) that band is half the frame, and every background token
+    of it is at most two tokens from the square."""
     feats, sec = extract(model, videos, device, label=label)              # (V, T, h, w, D)
     V, T, h, w, D = feats.shape
     up = lambda m: m.repeat_interleave(patch, -2).repeat_interleave(patch, -1)   # token grid -> pixels, nearest
@@ -441,8 +442,7 @@ def evaluate_all(entries, args, device):
 def markdown(rows, args):
     L0, T = args.lengths[0], args.frames
     head = ["model", "noise-sq IoU", "IoU t<4", f"IoU t>={T // 2}", "IoU axis / diagonal", "pixel IoU (ceiling)",
-            "motion acc",
-            f"J ({L0} fr)", *[f"J{L}/J{L0}" for L in args.lengths[1:]], f"s/video ({T} fr)"]
+            "motion acc", f"J ({L0} fr)", *[f"J{L}/J{L0}" for L in args.lengths[1:]], f"s/video ({T} fr)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         split = " / ".join("n/a" if r.get(k) is None else f"{r[k]:.3f}" for k in ("iou_axis", "iou_diagonal"))
