@@ -12,7 +12,8 @@ token's feature is its p x p x 3 patch). The probes (issue 8):
    with K = 2 on all tokens of a video, clusters matched to square/background
    by the best assignment, IoU of the square per frame. Scored on the token
    grid (a token is "square" when more than half its pixels are; ceiling 1.0),
-   with the pixel-level IoU and its oracle ceiling beside it (DESIGN.md).
+   with the pixel-level IoU and its oracle ceiling beside it (DESIGN.md), and
+   split by frame position and by the videos' direction (axis / diagonal).
 2. Motion probe: a linear classifier on the mean-pooled features of a video
    predicts the square's direction of motion (8 classes, chance 1/8).
 3. Label propagation (SiamMAE Sec. 4, App. A Table 4b; RVM Sec. 4): the first
@@ -344,6 +345,8 @@ def probe_noise_square(model, patch, videos, masks, device, label, directions=No
     in one band of rows (or columns); in the default world (4 x 4 square tokens
     on an 8 x 8 torus) that band is half the frame, and every background token
     of it is at most two tokens from the square."""
+    if directions is not None and len(directions) != len(videos):
+        raise ValueError(f"need one direction class per video ({len(videos)}); got {len(directions)}")
     feats, sec = extract(model, videos, device, label=label)              # (V, T, h, w, D)
     V, T, h, w, D = feats.shape
     up = lambda m: m.repeat_interleave(patch, -2).repeat_interleave(patch, -1)   # token grid -> pixels, nearest
@@ -362,8 +365,6 @@ def probe_noise_square(model, patch, videos, masks, device, label, directions=No
            "iou_pixel": torch.stack(pix).mean().item(), "iou_pixel_ceiling": torch.stack(ceiling).mean().item(),
            "sec_per_video": sec}
     if directions is not None:
-        if len(directions) != V:
-            raise ValueError(f"need one direction class per video ({V}); got {len(directions)}")
         per_video = tok.mean(1)                                           # (V,)
         diagonal = torch.tensor([data.DIRECTIONS[int(c)] % 90 != 0 for c in directions])
         for key, sel in (("iou_axis", ~diagonal), ("iou_diagonal", diagonal)):
