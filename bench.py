@@ -31,7 +31,7 @@ from contextlib import nullcontext
 import torch
 
 import sigma
-import train
+import methods
 import vit
 
 # ----------------------------------------------------------------------------
@@ -190,7 +190,7 @@ def make_batch(name, cfg, B, device, seed=0):
     items = []
     for _ in range(B):
         clip = torch.rand(1, cfg.clip_len, 3, cfg.img_size, cfg.img_size, generator=g)   # (1, T, 3, H, W)
-        items.append(train.METHODS[name].sample(clip, cfg, g))
+        items.append(methods.METHODS[name].sample(clip, cfg, g))
     return {k: torch.cat([it[k] for it in items]).to(device) for k in items[0]}
 
 
@@ -201,15 +201,15 @@ def frame_patches(batch, patch):
 
 
 def bench_method(name, args, device, peak):
-    cfg = getattr(train.METHODS[name].Config, args.preset)()
+    cfg = getattr(methods.METHODS[name].Config, args.preset)()
     torch.manual_seed(0)
-    model = raw = train.MODELS[name](cfg).to(device)
+    model = raw = methods.MODELS[name](cfg).to(device)
     if args.compile:
         model = torch.compile(model)
     model.train()
     B = args.batch_size or {"tiny": 8, "small": 32}[args.preset]
     kind = {"fused": {"fused": True}, "foreach": {"foreach": True}, "loop": {"foreach": False}}[args.adamw]
-    optimizer = torch.optim.AdamW(train.param_groups(raw, cfg.weight_decay), lr=1e-4, betas=cfg.betas, **kind)
+    optimizer = torch.optim.AdamW(methods.param_groups(raw, cfg.weight_decay), lr=1e-4, betas=cfg.betas, **kind)
     batch = make_batch(name, cfg, B, device)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if args.precision == "bf16" else nullcontext()
 
@@ -271,10 +271,10 @@ def bench_scaling(args, device):
     """features(video) wall time and peak memory for each T: RVM (state carried frame to frame)
     and SIGMA's TubeViT built for the whole T-frame video (every tube attends to every tube).
     The repeats go round all T in turn, so a busy spell of a shared machine hits every T alike."""
-    rcfg, scfg = (getattr(module.Config, args.preset)() for module in (train.METHODS["rvm"], sigma))
+    rcfg, scfg = (getattr(module.Config, args.preset)() for module in (methods.METHODS["rvm"], sigma))
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
-    rvm_model = train.MODELS["rvm"](rcfg).to(device).eval()
+    rvm_model = methods.MODELS["rvm"](rcfg).to(device).eval()
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if args.precision == "bf16" else nullcontext()
     models, videos = {}, {}
     for T in args.frames:
@@ -359,7 +359,7 @@ def markdown(rows, scaling):
 
 def get_parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--method", default="all", choices=["all", *train.METHODS],
+    p.add_argument("--method", default="all", choices=["all", *methods.METHODS],
                    help="method to benchmark, or all four (default all)")
     p.add_argument("--preset", default="tiny", choices=["tiny", "small"], help="Config preset (default tiny)")
     p.add_argument("--batch-size", type=int, default=None, help="clips per step (default: tiny 8, small 32)")
@@ -410,7 +410,7 @@ def main(argv=None):
               f"AdamW {args.adamw}{', compile' if args.compile else ''} | matmul peak {peak / 1e9:.1f} GFLOP/s")
     print(header, flush=True)
 
-    names = list(train.METHODS) if args.method == "all" else [args.method]
+    names = list(methods.METHODS) if args.method == "all" else [args.method]
     rows = []
     for name in names:
         rows.append(bench_method(name, args, device, peak))

@@ -55,7 +55,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import data
-import train
+import methods
 import vit
 
 EVAL_SEED = 10**9                 # held-out seeds start here (training videos get random 62-bit seeds)
@@ -278,22 +278,7 @@ def random_init(method, cfg, seed=0):
     """The same method and config with fresh weights (a fixed seed; the global RNG is left as it was)."""
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        return train.MODELS[method](cfg).eval()
-
-
-@torch.no_grad()
-def video_features(model, video, chunk=64):
-    """(B, T, 3, H, W) -> (B, T, h, w, D) float32 for a video of any length.
-    A model with a recurrent state (a `step` method: RVM) must see the whole
-    video in one call; its `features` streams frame by frame with constant
-    memory. Frame models (and SIGMA, whose windows of num_frames frames start
-    at frame 0) go through in chunks of `chunk` frames, which bounds memory
-    and gives the same features."""
-    if hasattr(model, "step"):
-        return model.features(video).float()
-    window = getattr(getattr(model, "cfg", None), "num_frames", 1)         # SIGMA's window, else 1
-    chunk = max(window, chunk - chunk % window)
-    return torch.cat([model.features(video[:, s:s + chunk]).float() for s in range(0, video.shape[1], chunk)], 1)
+        return methods.MODELS[method](cfg).eval()
 
 
 def extract(model, videos, device, batch_size=8, label=""):
@@ -302,7 +287,7 @@ def extract(model, videos, device, batch_size=8, label=""):
     out, start = [], time.perf_counter()
     for i in range(0, len(videos), batch_size):
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            out.append(video_features(model, videos[i:i + batch_size].to(device)).float().cpu())
+            out.append(methods.video_features(model, videos[i:i + batch_size].to(device)).float().cpu())
         if label and len(videos) > batch_size:
             print(f"    {label}: features {min(i + batch_size, len(videos))}/{len(videos)} videos", flush=True)
     return torch.cat(out), (time.perf_counter() - start) / len(videos)
@@ -506,7 +491,7 @@ def main(argv=None):
     loaded = []
     for path in args.ckpt:
         try:
-            model, cfg, meta = train.load_checkpoint(path)
+            model, cfg, meta = methods.load_checkpoint(path)
         except (FileNotFoundError, ValueError) as e:
             parser.error(str(e))
         loaded.append((path, model, cfg, meta["method"]))
@@ -514,10 +499,10 @@ def main(argv=None):
     if len(sizes) > 1:
         parser.error(f"the checkpoints differ in img_size {sorted(sizes)}; evaluate them separately")
     args.size = sizes.pop()
-    methods = [m for _, _, _, m in loaded]
+    names = [m for _, _, _, m in loaded]
     entries, twins = [], {}
     for path, model, cfg, method in loaded:
-        name = method if methods.count(method) == 1 else f"{method} ({path})"
+        name = method if names.count(method) == 1 else f"{method} ({path})"
         entries.append((name, model, cfg.patch))
         key = (method, json.dumps(dataclasses.asdict(cfg), sort_keys=True, default=str))
         if key not in twins:                     # one random-init twin per (method, config)

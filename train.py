@@ -42,15 +42,9 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.flop_counter import FlopCounterMode
 
 import data
-import rvm
-import siammae
-import sigma
-import vicmae
+import methods
 import vit
-
-# the four methods: name -> module (Config, sample) and name -> its model class
-METHODS = {"rvm": rvm, "siammae": siammae, "vicmae": vicmae, "sigma": sigma}
-MODELS = {"rvm": rvm.RVM, "siammae": siammae.SiamMAE, "vicmae": vicmae.ViCMAE, "sigma": sigma.SIGMA}
+from methods import METHODS, MODELS, read_checkpoint
 
 # training defaults per preset (the model's are in each method's Config.tiny() / .small()).
 # tiny: 600 steps of 8 clips, a minute or two per method on a 2-core CPU. `make demo` runs RVM
@@ -141,19 +135,6 @@ def make_dataset(spec, cfg, seed):
 # optimizer: AdamW, weight decay on matrices only, warmup + cosine
 
 
-def param_groups(model, weight_decay):
-    """No weight decay on biases and norms (ndim < 2), tokens, position
-    embeddings, and whatever the model lists in `no_weight_decay()` (MAE)."""
-    skip = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        exempt = p.ndim < 2 or "token" in name or "pos_embed" in name or name in skip
-        (no_decay if exempt else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
 def lr_at(step, base_lr, warmup, total):
     """Linear warmup to base_lr over `warmup` steps, then cosine to 0 (MAE), per step."""
     if step < warmup:
@@ -193,38 +174,8 @@ def save_checkpoint(path, ckpt):
     os.replace(tmp, path)
 
 
-def read_checkpoint(path):
-    """The checkpoint dict at `path`, or a clear error naming the path."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # a truncated or corrupt file fails inside the zip/pickle reader
-        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise ValueError(f"{path} is not a readable checkpoint (truncated or corrupt?): {reason}") from None
-    missing = [k for k in ("model", "config", "method", "step") if not isinstance(ckpt, dict) or k not in ckpt]
-    if missing or ckpt["method"] not in METHODS:
-        raise ValueError(f"{path} is not a train.py checkpoint (missing {missing or 'a known method'})")
-    return ckpt
-
-
-def load_checkpoint(path, device="cpu"):
-    """Rebuild a trained model from a train.py checkpoint, in eval mode, without
-    any process group (viz.py, evaluate.py, bench.py use this).
-    Returns (model, cfg, meta); meta has method, step, config, train, versions."""
-    ckpt = read_checkpoint(path)
-    try:
-        cfg = METHODS[ckpt["method"]].Config(**ckpt["config"])
-    except TypeError as e:
-        raise ValueError(f"{path}: its config does not fit {ckpt['method']}.Config ({e})") from None
-    model = MODELS[ckpt["method"]](cfg)
-    model.load_state_dict(ckpt["model"])
-    meta = {k: v for k, v in ckpt.items() if k not in ("model", "optimizer")}
-    return model.to(device).eval(), cfg, meta
-
-
-# torch.distributed.checkpoint is imported where used: it costs ~1 s, which
-# load_checkpoint's users (viz, evaluate, bench) need not pay.
+# torch.distributed.checkpoint is imported where used: it costs ~1 s, which a
+# run that never saves (a failed argument check) need not pay.
 
 
 def full_state(raw_model, optimizer):
@@ -400,7 +351,7 @@ def main(argv=None):
     # ---- optimizer: AdamW, lr = blr * global batch / 256 (MAE's scaling rule) ---------
     base_lr = cfg.blr * args.batch_size / 256
     # fused: one kernel for all parameters (CPU and CUDA), 3-5x faster than the per-tensor loop (bench.py)
-    optimizer = torch.optim.AdamW(param_groups(raw_model, cfg.weight_decay), lr=base_lr, betas=tuple(cfg.betas),
+    optimizer = torch.optim.AdamW(methods.param_groups(raw_model, cfg.weight_decay), lr=base_lr, betas=tuple(cfg.betas),
                                   fused=True)
     if resume:
         load_full_state(raw_model, optimizer, resume)   # full state dicts load into any mode

@@ -23,7 +23,7 @@ Writes into --out:
 
 Features of long videos: RVM streams frame by frame (constant memory), frame
 models encode each frame, SIGMA goes in windows of its num_frames (see
-evaluate.video_features). The metric code (k-means, PCA) is evaluate.py's.
+methods.video_features). The metric code (k-means, PCA) is evaluate.py's.
 """
 import argparse
 import os
@@ -37,7 +37,7 @@ import torch
 
 import data
 import evaluate
-import train
+import methods
 
 VIZ_SEED = evaluate.EVAL_SEED + 300_000   # held-out videos (see evaluate.py's docstring)
 
@@ -106,9 +106,9 @@ def load_models(paths, device):
     """[(name, model, cfg, method)]; names are the method, numbered when repeated."""
     out = []
     for i, path in enumerate(paths):
-        model, cfg, meta = train.load_checkpoint(path, device)
-        methods = [m for _, _, _, m in out]
-        name = meta["method"] if meta["method"] not in methods else f"{meta['method']}-{i + 1}"
+        model, cfg, meta = methods.load_checkpoint(path, device)
+        names = [m for _, _, _, m in out]
+        name = meta["method"] if meta["method"] not in names else f"{meta['method']}-{i + 1}"
         out.append((name, model, cfg, meta["method"]))
     return out
 
@@ -232,7 +232,7 @@ def model_maps(name, model, cfg, video, mask, args, device):
     maps, each (T, H, W, 3). On a noise-square video, also prints the IoU of
     a K = 2 k-means with the square (evaluate.py's metric 1, one video)."""
     p, T = cfg.patch, len(video)
-    feats = evaluate.video_features(model, video[None].to(device))[0].cpu()   # (T, h, w, D)
+    feats = methods.video_features(model, video[None].to(device))[0].cpu()   # (T, h, w, D)
     h, w, D = feats.shape[1:]
     labels = evaluate.kmeans(feats.reshape(-1, D), args.k, seed=args.seed)[0].reshape(T, h, w).numpy()
     if args.video in ("noise_square", "noise_square_paper"):
@@ -252,7 +252,7 @@ def save_reconstruction(name, model, cfg, method, video, args, device):
         print(f"[{name}] no reconstruction: the video has {len(video)} frames, {method} samples from "
               f"{cfg.clip_len}", flush=True)
         return
-    batch = train.METHODS[method].sample(video[None, :cfg.clip_len], cfg, torch.Generator().manual_seed(args.seed))
+    batch = methods.METHODS[method].sample(video[None, :cfg.clip_len], cfg, torch.Generator().manual_seed(args.seed))
     batch = {k: v.to(device) for k, v in batch.items()}
     rows = RECONSTRUCTIONS[method](batch, model.reconstruct(batch), cfg.patch)
     panel_figure(rows, os.path.join(args.out, f"recon_{name}.png"), f"{name}: reconstruction ({args.video})")

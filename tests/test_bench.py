@@ -15,7 +15,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 import bench
-import train
+import methods
 
 SHRINK = dict(dim=32, depth=1, heads=2, decoder_dim=32, decoder_depth=1, decoder_heads=2)
 EXTRA = {"rvm": dict(core_depth=1), "vicmae": dict(head_hidden=64), "sigma": dict(proj_hidden=(64,),
@@ -27,10 +27,10 @@ CASES = [("rvm", {}), ("rvm", dict(core="sa")), ("siammae", {}), ("siammae", dic
 
 @pytest.mark.parametrize("name,variant", CASES, ids=[f"{n}-{v}" if v else n for n, v in CASES])
 def test_analytic_flops_match_flop_counter(name, variant):
-    cfg = dataclasses.replace(train.METHODS[name].Config.tiny(), **SHRINK, **EXTRA.get(name, {}), **variant)
+    cfg = dataclasses.replace(methods.METHODS[name].Config.tiny(), **SHRINK, **EXTRA.get(name, {}), **variant)
     B = 3
     torch.manual_seed(0)
-    model = train.MODELS[name](cfg)
+    model = methods.MODELS[name](cfg)
     batch = bench.make_batch(name, cfg, B, torch.device("cpu"))
     with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
         loss = model(batch)["loss"]
@@ -45,7 +45,7 @@ def test_analytic_flops_match_flop_counter(name, variant):
 
 def test_flops_grow_with_what_they_count():
     """The count is not a constant: more clips, more tokens or a deeper model cost more, as the formula says."""
-    cfg = train.METHODS["siammae"].Config.tiny()
+    cfg = methods.METHODS["siammae"].Config.tiny()
     f = bench.forward_flops("siammae", cfg, 4)
     assert bench.forward_flops("siammae", cfg, 8) == 2 * f
     assert bench.forward_flops("siammae", dataclasses.replace(cfg, img_size=128), 4) > 3.9 * f

@@ -17,6 +17,7 @@ import sys
 import pytest
 import torch
 
+import methods
 import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -72,7 +73,7 @@ def test_fsdp_checkpoint_loads_in_one_process_and_resumes_under_fsdp(launch, tmp
     train.main(argv("siammae", ref, steps=4))
     # an FSDP checkpoint is a plain single-process one
     launch(train_worker, 2, argv("siammae", fsdp, "--dist", "fsdp", "--stop-at", "2", steps=4))
-    model, cfg, meta = train.load_checkpoint(os.path.join(fsdp, "ckpt.pt"))
+    model, cfg, meta = methods.load_checkpoint(os.path.join(fsdp, "ckpt.pt"))
     assert meta["step"] == 2 and cfg.depth == 1
     # resume it in one process...
     train.main(argv("siammae", fsdp, "--resume", steps=4))
@@ -105,5 +106,5 @@ def test_torchrun_smoke(tmp_path):
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     assert "fsdp" in res.stdout and "step 2/2" in res.stdout and "MFU" in res.stdout
     assert res.stdout.count("step 2/2") == 1          # rank 0 prints, rank 1 does not
-    model, cfg, meta = train.load_checkpoint(os.path.join(out, "ckpt.pt"))
+    model, cfg, meta = methods.load_checkpoint(os.path.join(out, "ckpt.pt"))
     assert meta["step"] == 2

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 import evaluate as ev
-import train
+import methods
 from helpers import tiny_model, write_ckpt
 
 
@@ -285,7 +285,7 @@ def test_raw_pixels_are_patches():
 def test_video_features_in_chunks_equal_one_pass(name):
     model, cfg = tiny_model(name)
     video = torch.rand(1, 2 * getattr(cfg, "num_frames", 4) + 2, 3, 32, 32)  # a partial last window too
-    assert torch.allclose(ev.video_features(model, video, chunk=3), model.features(video), atol=1e-5)
+    assert torch.allclose(methods.video_features(model, video, chunk=3), model.features(video), atol=1e-5)
 
 
 def test_random_init_is_fresh_and_deterministic():

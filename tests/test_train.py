@@ -12,6 +12,7 @@ import time
 import pytest
 import torch
 
+import methods
 import train
 import vit
 
@@ -44,7 +45,7 @@ def metrics(out):
 DATA = {"rvm": "noise_square", "siammae": "noise_square", "vicmae": "mixed", "sigma": "shapes"}
 
 
-@pytest.mark.parametrize("method", list(train.METHODS))
+@pytest.mark.parametrize("method", list(methods.METHODS))
 def test_one_training_step_per_method(tmp_path, method):
     out = tmp_path / method
     # bf16 autocast, as on a GPU: fp32 buffers meeting bf16 activations fail here, not on the cluster
@@ -55,10 +56,10 @@ def test_one_training_step_per_method(tmp_path, method):
     assert rows[0]["mfu"] > 0 and rows[0]["clips_per_s"] > 0            # FLOPs counted on the first step
     assert os.path.getsize(out / "loss.png") > 0
     # the checkpoint rebuilds the trained model in eval mode, with its config and step
-    model, cfg, meta = train.load_checkpoint(str(out / "ckpt.pt"))
+    model, cfg, meta = methods.load_checkpoint(str(out / "ckpt.pt"))
     assert meta["method"] == method and meta["step"] == 2 and cfg.depth == 1 and not model.training
     torch.manual_seed(0)                                                 # train.py's init with --seed 0
-    fresh = dict(train.MODELS[method](cfg).named_parameters())
+    fresh = dict(methods.MODELS[method](cfg).named_parameters())
     still = [n for n, p in model.named_parameters() if p.requires_grad and torch.equal(p, fresh[n])]
     assert not still, f"the optimizer never moved {still}"
     video = torch.rand(1, cfg.clip_len, 3, cfg.img_size, cfg.img_size)
@@ -124,7 +125,7 @@ def test_resume_rejects_a_contradicting_run(tmp_path, capsys):
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, capsys):
-    Model = train.MODELS["siammae"]
+    Model = methods.MODELS["siammae"]
     forward = Model.forward
 
     def poisoned(self, batch):
@@ -135,7 +136,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
         train.main(argv("siammae", tmp_path, "--ckpt-every", "1", steps=5))
     assert e.value.code == 1
     assert "loss is nan at step 3" in capsys.readouterr().err
-    ckpt = train.read_checkpoint(str(tmp_path / "ckpt.pt"))
+    ckpt = methods.read_checkpoint(str(tmp_path / "ckpt.pt"))
     assert ckpt["step"] == 2
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
 
@@ -154,7 +155,7 @@ def test_sigint_saves_a_checkpoint_and_exits_cleanly(tmp_path):
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 0, stderr
     assert "stopped by SIGINT" in stdout and "Traceback" not in stderr
-    step = train.read_checkpoint(str(out / "ckpt.pt"))["step"]
+    step = methods.read_checkpoint(str(out / "ckpt.pt"))["step"]
     assert 1 <= step < 10_000 and len(metrics(out)) >= 1
 
 
@@ -166,19 +167,19 @@ def test_checkpoint_errors_name_the_path_and_writes_are_atomic(tmp_path, monkeyp
     train.main(argv("sigma", tmp_path, steps=1))
     path = str(tmp_path / "ckpt.pt")
     with pytest.raises(FileNotFoundError, match="no checkpoint at .*nothing.pt"):
-        train.load_checkpoint(str(tmp_path / "nothing.pt"))
+        methods.load_checkpoint(str(tmp_path / "nothing.pt"))
     # a truncated file: a clear error that names it
     data = open(path, "rb").read()
     cut = str(tmp_path / "cut.pt")
     with open(cut, "wb") as f:
         f.write(data[: len(data) // 2])
     with pytest.raises(ValueError, match="cut.pt is not a readable checkpoint"):
-        train.load_checkpoint(cut)
+        methods.load_checkpoint(cut)
     # loading is weights_only: a pickled object that is not plain data is refused
     evil = str(tmp_path / "evil.pt")
     torch.save({"model": {}, "config": {}, "method": "sigma", "step": 0, "x": vit.ViT}, evil)
     with pytest.raises(ValueError, match="evil.pt is not a readable checkpoint"):
-        train.read_checkpoint(evil)
+        methods.read_checkpoint(evil)
     # a write that dies half-way leaves the previous checkpoint intact
     def dies_halfway(obj, f):
         with open(f, "wb") as fh:
@@ -187,7 +188,7 @@ def test_checkpoint_errors_name_the_path_and_writes_are_atomic(tmp_path, monkeyp
     monkeypatch.setattr(train.torch, "save", dies_halfway)
     with pytest.raises(OSError):
         train.save_checkpoint(path, {"step": 99})
-    model, cfg, meta = train.load_checkpoint(path)
+    model, cfg, meta = methods.load_checkpoint(path)
     assert meta["step"] == 1 and meta["versions"]["torch"] == str(torch.__version__)
 
 
@@ -219,7 +220,7 @@ def test_no_weight_decay_on_biases_norms_tokens_positions_and_listed_names():
         def no_weight_decay(self):
             return {"prototypes"}
     toy = Toy()
-    decay, no_decay = train.param_groups(toy, 0.05)
+    decay, no_decay = methods.param_groups(toy, 0.05)
     names = {id(p): n for n, p in toy.named_parameters()}
     got = {names[id(p)] for p in decay["params"]}
     assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
@@ -286,8 +287,8 @@ def test_loss_falls_on_a_fixed_batch(method="rvm"):
     items = [train.sample_item(method, cfg, 0, dataset[i], i) for i in range(4)]
     batch = {k: torch.stack([it[k] for it in items]) for k in items[0]}     # what the loader collates
     torch.manual_seed(0)
-    model = train.MODELS[method](cfg)
-    opt = torch.optim.AdamW(train.param_groups(model, cfg.weight_decay), betas=cfg.betas)
+    model = methods.MODELS[method](cfg)
+    opt = torch.optim.AdamW(methods.param_groups(model, cfg.weight_decay), betas=cfg.betas)
     losses = []
     for step in range(40):
         for g in opt.param_groups:

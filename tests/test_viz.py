@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-import train
+import methods
 import viz
 from helpers import tiny_model, write_ckpt
 
@@ -42,7 +42,7 @@ def test_colorize_masked_and_feature_map():
 def test_reconstruction_layouts(name):
     model, cfg = tiny_model(name)
     clip = torch.rand(1, cfg.clip_len, 3, cfg.img_size, cfg.img_size)
-    batch = train.METHODS[name].sample(clip, cfg, torch.Generator().manual_seed(0))
+    batch = methods.METHODS[name].sample(clip, cfg, torch.Generator().manual_seed(0))
     rows = viz.RECONSTRUCTIONS[name](batch, model.reconstruct(batch), cfg.patch)
     assert rows and all(rows)
     for row in rows:

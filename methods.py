@@ -1,0 +1,89 @@
+"""The four methods by name, and the way back from a checkpoint to a model.
+
+    import methods
+    module = methods.METHODS["rvm"]          # rvm.py: Config, sample, RVM
+    model = methods.MODELS["rvm"](module.Config.tiny())
+    model, cfg, meta = methods.load_checkpoint("runs/rvm-tiny/ckpt.pt")
+
+train.py trains and writes checkpoints; evaluate.py, viz.py and bench.py read
+them through this file, so none of them imports the trainer (DDP, FSDP, the
+FLOP counter). A checkpoint is one plain dict that torch.load reads with
+weights_only=True: "model" (state dict), "config" (the method's Config as a
+dict), "method", "step", plus what train.py needs to resume ("optimizer",
+"rng", "train", "data") and "versions".
+"""
+import os
+
+import torch
+
+import rvm
+import siammae
+import sigma
+import vicmae
+
+# name -> module (Config, sample, the model class) and name -> its model class
+METHODS = {"rvm": rvm, "siammae": siammae, "vicmae": vicmae, "sigma": sigma}
+MODELS = {"rvm": rvm.RVM, "siammae": siammae.SiamMAE, "vicmae": vicmae.ViCMAE, "sigma": sigma.SIGMA}
+
+
+def param_groups(model, weight_decay):
+    """No weight decay on biases and norms (ndim < 2), tokens, position
+    embeddings, and whatever the model lists in `no_weight_decay()` (MAE)."""
+    skip = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        exempt = p.ndim < 2 or "token" in name or "pos_embed" in name or name in skip
+        (no_decay if exempt else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def read_checkpoint(path):
+    """The checkpoint dict at `path`, or a one-line error naming the path.
+    weights_only=True: a file that would run code when unpickled is refused."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a truncated or corrupt file fails inside the zip/pickle reader
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ValueError(f"{path} is not a readable checkpoint (truncated or corrupt?): {reason}") from None
+    missing = [k for k in ("model", "config", "method", "step") if not isinstance(ckpt, dict) or k not in ckpt]
+    if missing or ckpt["method"] not in METHODS:
+        raise ValueError(f"{path} is not a train.py checkpoint (missing {missing or 'a known method'})")
+    return ckpt
+
+
+def load_checkpoint(path, device="cpu"):
+    """Rebuild a trained model from a train.py checkpoint, in eval mode, without
+    any process group. Returns (model, cfg, meta); meta has method, step,
+    config, train, versions (everything but the weights and optimizer)."""
+    ckpt = read_checkpoint(path)
+    try:
+        cfg = METHODS[ckpt["method"]].Config(**ckpt["config"])
+    except TypeError as e:
+        raise ValueError(f"{path}: its config does not fit {ckpt['method']}.Config ({e})") from None
+    model = MODELS[ckpt["method"]](cfg)
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as e:   # torch lists every missing / unexpected key: keep the first line
+        raise ValueError(f"{path}: its weights do not fit {ckpt['method']} with its config "
+                         f"({str(e).strip().splitlines()[0]})") from None
+    meta = {k: v for k, v in ckpt.items() if k not in ("model", "optimizer")}
+    return model.to(device).eval(), cfg, meta
+
+
+@torch.no_grad()
+def video_features(model, video, chunk=64):
+    """(B, T, 3, H, W) -> (B, T, h, w, D) float32 for a video of any length,
+    from any method's `features`. A model with a recurrent state (a `step`
+    method: RVM) must see the whole video in one call; its `features` streams
+    frame by frame with constant memory. Frame models (and SIGMA, whose
+    windows of num_frames frames start at frame 0) go through in chunks of
+    `chunk` frames, which bounds memory and gives the same features."""
+    if hasattr(model, "step"):
+        return model.features(video).float()
+    window = getattr(getattr(model, "cfg", None), "num_frames", 1)         # SIGMA's window, else 1
+    chunk = max(window, chunk - chunk % window)
+    return torch.cat([model.features(video[:, s:s + chunk]).float() for s in range(0, video.shape[1], chunk)], 1)
