@@ -1,24 +1,16 @@
-"""Data: a toy video world with ground truth, a real-video reader, augmentation, loaders.
+"""Data: the toy world as datasets, a real-video reader, augmentation, loaders.
 
-The toy world lets a laptop show in minutes what each method learns.
-
-* Noise square (RVM paper, Sec. 4.4, Fig. 6): a static white-noise background and
-  a square of *another* white noise sliding rigidly over it. Background and
-  square texels are i.i.d. uniform [0, 1], so every frame on its own is pure
-  noise: no single-frame statistic tells square from background. Only motion
-  gives the square away. A frame model (SiamMAE, ViC-MAE) cannot segment it;
-  a model that integrates time (RVM, SIGMA's tubes) can.
-* Moving shapes: textured squares, discs and triangles gliding over a textured
-  background in a fixed depth order, with instance masks of the visible
-  object per pixel: the toy world's "DAVIS" for label propagation.
-
+The toy world itself (noise square, moving shapes, their ground truth and the
+held-out sets) is toyworld.py; `SyntheticVideos` makes a dataset of it.
 Real data: `read_video` reads video files and folders of frames via imageio;
-`VideoFolder` turns a directory of them into clips.
+`VideoFolder` turns a directory of them into clips. ViC-MAE's images:
+`StillImages`, mixed with videos by `Mixed`.
 
 Datasets are endless and every item is a pure function of (seed, index): it
-has its own `torch.Generator`, so the same item comes out on any rank, in any
-worker, in any order. `make_loader` maps (step, rank) to indices, so the whole
-state of the data stream is the step number (exact resume, DDP == one process).
+has its own `torch.Generator` (item_generator), so the same item comes out on
+any rank, in any worker, in any order. `make_loader` maps (step, rank) to
+indices, so the whole state of the data stream is the step number (exact
+resume, DDP == one process).
 """
 
 import math
@@ -32,195 +24,29 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-DIRECTIONS = list(range(0, 360, 45))  # motion classes in degrees, image coords: 0 right, 90 down
+import toyworld
+from toyworld import DIRECTIONS, generator, new_seed, randint, uniform
+
 VIDEO_EXTS = (".mp4", ".webm", ".avi", ".mov", ".mkv", ".gif")
 IMAGE_EXTS = (".jpg", ".jpeg", ".png")  # frames of a frame folder, and still images
-SHAPE_KINDS = ("square", "disc", "triangle")
 ENDLESS = 2**31 - 1  # __len__ of every dataset here: any index >= 0 is a valid item
 
-
 # -----------------------------------------------------------------------------
-# randomness helpers: everything draws from an explicit torch.Generator
+# item seeds: one stream per (seed, index, salt)
 
-def _generator(seed):
-    return torch.Generator().manual_seed(int(seed) % 2**63)
-
-
-def _item_generator(seed, index, salt=0):
-    # one stream per (seed, index); `salt` gives a wrapper (Mixed) a stream
-    # independent of the wrapped dataset's even when both use the same seed
-    return _generator(seed * 1_000_003 + index + salt * 1_000_000_007_000)
+# salts: a dataset's own items, Mixed's coin, and train.py's per-item frame sampling get independent
+# streams even when all three use the run's seed
+ITEM, COIN, SAMPLE = 0, 1, 2
 
 
-def _uniform(g, lo, hi):
-    return lo + (hi - lo) * torch.rand((), generator=g).item()
+def item_seed(seed, index, salt=ITEM):
+    """A generator seed for item `index` of a stream seeded `seed`: a fixed
+    odd-multiplier mix, so nearby (seed, index, salt) triples get unrelated streams."""
+    return (seed * 0x9E3779B97F4A7C15 + index * 0xBF58476D1CE4E5B9 + salt * 0x94D049BB133111EB + 1) % 2**63
 
 
-def _randint(g, n):
-    return int(torch.randint(n, (), generator=g))
-
-
-def _new_seed(g):
-    return _randint(g, 2**62)
-
-
-def _noise(channels, n, grain, g):
-    """i.i.d. uniform [0, 1] texels of grain x grain pixels, cropped to n x n."""
-    cells = -(-n // grain)  # ceil
-    x = torch.rand(channels, cells, cells, generator=g)
-    x = x.repeat_interleave(grain, 1).repeat_interleave(grain, 2)  # (C, cells*grain, cells*grain)
-    return x[:, :n, :n]  # (C, n, n)
-
-
-def _fold(p, length):
-    """Where a point moving freely to p lands when it bounces between walls at 0 and length."""
-    if length == 0:
-        return 0.0
-    p = p % (2 * length)  # a bounce trajectory is periodic with period 2 * length
-    return p if p <= length else 2 * length - p
-
-
-def _round(p):
-    return int(math.floor(p + 0.5))  # half up, not Python's banker's rounding
-
-
-# -----------------------------------------------------------------------------
-# noise square (RVM Sec. 4.4, Fig. 6)
-
-def noise_square_video(T=16, size=64, square=16, angle=0.0, speed=2.0, grain=1, color=False,
-                       boundary="bounce", seed=0, start=None, lattice=None):
-    """A white-noise square moving over a static white-noise background.
-
-    angle: degrees, 0 = right, 90 = down. speed: pixels per frame; the square's
-    top-left follows start + t * velocity exactly and is rounded to whole
-    pixels each frame, with its texture rigidly attached. grain: texel side in
-    pixels. lattice: the top-left snaps to multiples of it (default grain; a
-    multiple of grain, so no texel edge is out of phase with the background's,
-    a single-frame cue). color: independent noise per channel (else grey). boundary:
-    "bounce" reflects the velocity at the borders, "wrap" is a torus (the square
-    re-enters on the other side). start: (y, x) top-left, or None for random.
-    Returns video (T, 3, H, W) float32 in [0, 1] and mask (T, H, W) bool.
-    """
-    if T < 1:
-        raise ValueError(f"T must be >= 1; got {T}")
-    if not 0 < square < size:
-        raise ValueError(f"square must be in [1, size={size}); got {square}")
-    if grain < 1 or size % grain or square % grain:
-        raise ValueError(f"grain={grain} must divide size={size} and square={square}")
-    lattice = grain if lattice is None else lattice
-    if lattice < 1 or lattice % grain or size % lattice:
-        raise ValueError(f"lattice={lattice} must be a multiple of grain={grain} and divide size={size}")
-    if boundary not in ("bounce", "wrap"):
-        raise ValueError(f"boundary must be 'bounce' or 'wrap'; got {boundary!r}")
-    if boundary == "bounce" and (size - square) % lattice:
-        raise ValueError(f"bounce needs lattice={lattice} to divide size - square = {size - square}")
-    g = _generator(seed)
-    channels = 3 if color else 1
-    background = _noise(channels, size, grain, g)  # (C, H, W)
-    texture = _noise(channels, square, grain, g)  # (C, S, S), same distribution: frames are pure noise
-    room = size - square  # top-left positions 0..room keep the square inside
-    if start is None:
-        start = (_uniform(g, 0, room), _uniform(g, 0, room))
-    vy, vx = speed * math.sin(math.radians(angle)), speed * math.cos(math.radians(angle))
-
-    video = background.expand(T, -1, -1, -1).clone()  # (T, C, H, W)
-    mask = torch.zeros(T, size, size, dtype=torch.bool)
-    offsets = torch.arange(square)
-    for t in range(T):
-        y, x = start[0] + t * vy, start[1] + t * vx
-        # positions snap to the lattice (multiples of the texel): a square off the texel lattice would show
-        # texel edges out of phase with the background's, a single-frame cue that motion is meant to be
-        if boundary == "bounce":
-            y, x = lattice * _round(_fold(y, room) / lattice), lattice * _round(_fold(x, room) / lattice)
-        else:
-            y, x = lattice * _round(y / lattice) % size, lattice * _round(x / lattice) % size
-        rows = ((y + offsets) % size)[:, None]  # % size: under "wrap" the square spills over the edge
-        cols = ((x + offsets) % size)[None, :]
-        video[t, :, rows, cols] = texture
-        mask[t, rows, cols] = True
-    video = video.expand(-1, 3, -1, -1).contiguous()  # (T, 3, H, W); grey: same value on 3 channels
-    return video, mask
-
-
-def noise_square_paper(T=16, size=64, seed=0):
-    """The RVM paper's demo: a square of half the frame's side, centred vertically,
-    moving right and wrapping so that it crosses the whole width once over the clip."""
-    square = size // 2
-    return noise_square_video(T=T, size=size, square=square, angle=0.0, speed=size / T,
-                              boundary="wrap", seed=seed, start=((size - square) / 2, 0.0))
-
-
-# -----------------------------------------------------------------------------
-# moving shapes: the toy world's DAVIS
-
-def _shape_alpha(kind, s):
-    yy, xx = torch.meshgrid(torch.arange(s) + 0.5, torch.arange(s) + 0.5, indexing="ij")  # pixel centres
-    if kind == "square":
-        return torch.ones(s, s, dtype=torch.bool)
-    if kind == "disc":
-        return (yy - s / 2) ** 2 + (xx - s / 2) ** 2 <= (s / 2) ** 2
-    return (xx - s / 2).abs() <= yy / 2  # triangle: apex at the top centre, base on the bottom row
-
-
-def _random_shape(size, g):
-    kind = SHAPE_KINDS[_randint(g, len(SHAPE_KINDS))]
-    s = size // 6 + _randint(g, size // 3 - size // 6 + 1)  # side of its bounding box
-    colour = torch.rand(3, 1, 1, generator=g)
-    texture = (colour + 0.4 * (_noise(3, s, 2, g) - 0.5)).clamp(0, 1)  # (3, s, s): texture to track
-    angle, speed = _uniform(g, 0, 2 * math.pi), _uniform(g, 0.5, 2.0)
-    return dict(alpha=_shape_alpha(kind, s), texture=texture, side=s,
-                start=(_uniform(g, 0, size - s), _uniform(g, 0, size - s)),
-                velocity=(speed * math.sin(angle), speed * math.cos(angle)))
-
-
-def _render_shapes(background, shapes, T):
-    size = background.shape[-1]
-    video = background.expand(T, -1, -1, -1).clone()  # (T, 3, H, W)
-    ids = torch.zeros(T, size, size, dtype=torch.int64)
-    for t in range(T):
-        for k, sh in enumerate(shapes, start=1):  # back to front: later shapes occlude earlier ones
-            s, room = sh["side"], size - sh["side"]
-            y = _round(_fold(sh["start"][0] + t * sh["velocity"][0], room))
-            x = _round(_fold(sh["start"][1] + t * sh["velocity"][1], room))
-            box = (slice(y, y + s), slice(x, x + s))
-            video[t, :, box[0], box[1]] = torch.where(sh["alpha"], sh["texture"], video[t, :, box[0], box[1]])
-            ids[t, box[0], box[1]] = torch.where(sh["alpha"], k, ids[t, box[0], box[1]])
-    return video, ids
-
-
-def shapes_video(T=16, size=64, n_shapes=3, seed=0, min_visible=0.25, tries=50):
-    """Textured shapes moving at constant velocity (bouncing at the borders) over a
-    textured background, occluding each other in a fixed depth order.
-
-    Layouts are redrawn (up to `tries` times, deterministically) until every
-    shape shows at least `min_visible` of its area in every frame; otherwise the
-    most visible layout is kept. Returns video (T, 3, H, W) float32 in [0, 1]
-    and instance_mask (T, H, W) int64: 0 background, 1..n_shapes front-most object.
-    """
-    if T < 1 or n_shapes < 1 or size < 16:
-        raise ValueError(f"need T >= 1, n_shapes >= 1, size >= 16; got T={T}, n_shapes={n_shapes}, size={size}")
-    g = _generator(seed)
-    smooth = F.interpolate(torch.rand(1, 3, 4, 4, generator=g), size=(size, size), mode="bilinear")[0]  # (3, H, W)
-    background = (0.2 + 0.6 * smooth + 0.3 * (_noise(3, size, 2, g) - 0.5)).clamp(0, 1)
-    best, best_visible = None, -1.0
-    for _ in range(tries):
-        shapes = [_random_shape(size, g) for _ in range(n_shapes)]
-        video, ids = _render_shapes(background, shapes, T)
-        frame_of = torch.arange(T)[:, None, None] * (n_shapes + 1)  # count ids per frame in one bincount
-        counts = torch.bincount((ids + frame_of).flatten(), minlength=T * (n_shapes + 1)).view(T, n_shapes + 1)
-        areas = torch.tensor([sh["alpha"].sum().item() for sh in shapes])
-        visible = (counts[:, 1:] / areas).min().item()  # worst visible fraction over shapes and frames
-        if visible > best_visible:
-            best, best_visible = (video, ids), visible
-        if visible >= min_visible:
-            break
-    return best
-
-
-def shapes_image(size=64, n_shapes=3, seed=0):
-    """A still of the shapes world: image (3, H, W) and instance_mask (H, W)."""
-    video, ids = shapes_video(T=1, size=size, n_shapes=n_shapes, seed=seed)
-    return video[0], ids[0]
+def item_generator(seed, index, salt=ITEM):
+    return generator(item_seed(seed, index, salt))
 
 
 # -----------------------------------------------------------------------------
@@ -342,11 +168,11 @@ def _crop_box(H, W, scale, ratio, g):
     largest centred box with a legal ratio."""
     log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
     for _ in range(10):
-        area = H * W * _uniform(g, *scale)
-        r = math.exp(_uniform(g, *log_ratio))
+        area = H * W * uniform(g, *scale)
+        r = math.exp(uniform(g, *log_ratio))
         w, h = round(math.sqrt(area * r)), round(math.sqrt(area / r))
         if 0 < w <= W and 0 < h <= H:
-            return _randint(g, H - h + 1), _randint(g, W - w + 1), h, w
+            return randint(g, H - h + 1), randint(g, W - w + 1), h, w
     h, w = H, W
     if W / H < ratio[0]:
         h = round(W / ratio[0])
@@ -383,14 +209,14 @@ def _grey(x):
 
 def _color_jitter(x, g, brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1):
     # fixed order (torchvision shuffles it); each factor is uniform in [1 - a, 1 + a]
-    x = (x * _uniform(g, 1 - brightness, 1 + brightness)).clamp(0, 1)
+    x = (x * uniform(g, 1 - brightness, 1 + brightness)).clamp(0, 1)
     mean = _grey(x).mean()
-    x = ((x - mean) * _uniform(g, 1 - contrast, 1 + contrast) + mean).clamp(0, 1)
+    x = ((x - mean) * uniform(g, 1 - contrast, 1 + contrast) + mean).clamp(0, 1)
     grey = _grey(x)
-    x = ((x - grey) * _uniform(g, 1 - saturation, 1 + saturation) + grey).clamp(0, 1)
+    x = ((x - grey) * uniform(g, 1 - saturation, 1 + saturation) + grey).clamp(0, 1)
     # hue: rotate the chroma plane (I, Q) of YIQ around the luma axis, a linear
     # stand-in for torchvision's HSV hue shift by a fraction of the colour wheel
-    theta = _uniform(g, -hue, hue) * 2 * math.pi
+    theta = uniform(g, -hue, hue) * 2 * math.pi
     to_yiq = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
     c, s = math.cos(theta), math.sin(theta)
     rotate = torch.tensor([[1.0, 0, 0], [0, c, -s], [0, s, c]])
@@ -417,12 +243,12 @@ def augment_image(image, generator, out_size=None):
     grey-scale with p=0.2, Gaussian blur (sigma 0.1-2) with p=0.5. Output in [0, 1]."""
     g = generator
     x = augment_clip(image[None], g, scale=(0.2, 1.0), out_size=out_size)[0]  # (3, *out)
-    if _uniform(g, 0, 1) < 0.8:
+    if uniform(g, 0, 1) < 0.8:
         x = _color_jitter(x, g)
-    if _uniform(g, 0, 1) < 0.2:
+    if uniform(g, 0, 1) < 0.2:
         x = _grey(x).expand(3, -1, -1)
-    if _uniform(g, 0, 1) < 0.5:
-        x = _gaussian_blur(x, _uniform(g, 0.1, 2.0))
+    if uniform(g, 0, 1) < 0.5:
+        x = _gaussian_blur(x, uniform(g, 0.1, 2.0))
     return x.clamp(0, 1).contiguous()
 
 
@@ -445,21 +271,18 @@ class _Endless(Dataset):
         index = int(index)
         if index < 0:
             raise IndexError(f"index must be >= 0; got {index}")
-        return self.item(index, _item_generator(self.seed, index))
+        return self.item(index, item_generator(self.seed, index))
 
 
 class SyntheticVideos(_Endless):
-    """Toy-world clips: kind "noise_square" or "shapes".
+    """Toy-world clips (toyworld.py): kind "noise_square" or "shapes".
 
-    noise_square options, defaults scaled to the frame (at 64 px, the tiny 8-px
-    tokens): square size // 2, grain size // 16 (4-px texels), lattice and speed
-    size // 8: the square steps one token a frame on each axis it moves on (a
-    king's move), so its tokens are exactly tokens of the last frame one step
-    back (off the grid a tiny RVM's IoU stayed at 0.23, README). color False,
-    boundary "wrap" (the direction holds). speed may be a (lo, hi) range. Items
-    draw a direction from DIRECTIONS (returned as "direction") and a start.
-    shapes options: n_shapes (3). augment: augment_clip on video and mask; None
-    = on for shapes, off for the noise square (a crop would leave the lattice).
+    noise_square options: toyworld.noise_square_options(size) (square, speed,
+    grain, lattice, color, boundary), each overridable; speed may be a (lo, hi)
+    range. Items draw a direction from DIRECTIONS (returned as "direction") and
+    a start. shapes options: n_shapes (3). augment: augment_clip on video and
+    mask; None = on for shapes, off for the noise square (a crop would leave
+    the lattice).
     """
     KINDS = ("noise_square", "shapes")
 
@@ -467,12 +290,7 @@ class SyntheticVideos(_Endless):
         if kind not in self.KINDS:
             raise ValueError(f"unknown kind {kind!r}; choose from {self.KINDS}")
         augment = kind != "noise_square" if augment is None else augment
-        # texels: per-pixel noise kept the tiny models on the predict-the-mean plateau; one texel per
-        # token would leave a per-patch normalized target (SiamMAE, ViC-MAE) nothing to predict
-        grain, lattice = (size // 16, size // 8) if size % 16 == 0 else (1, 1)   # both divide the square, size // 2
-        defaults = {"noise_square": dict(square=size // 2, speed=lattice, grain=grain, lattice=lattice, color=False,
-                                         boundary="wrap"),
-                    "shapes": dict(n_shapes=3)}[kind]
+        defaults = toyworld.noise_square_options(size) if kind == "noise_square" else dict(n_shapes=3)
         unknown = sorted(set(kwargs) - set(defaults))
         if unknown:
             raise ValueError(f"unknown options {unknown} for kind {kind!r}; valid: {sorted(defaults)}")
@@ -481,25 +299,21 @@ class SyntheticVideos(_Endless):
         self[0]  # bad options fail here, in the main process, not later in a loader worker
 
     def noise_square(self, T, direction, speed, seed, square=None):
-        """One noise-square video with these options along DIRECTIONS[direction], `speed` px per
-        frame on each axis it moves on (a diagonal: speed * sqrt(2) along the diagonal)."""
+        """One noise-square video with these options along DIRECTIONS[direction] (toyworld.noise_square_along)."""
         if self.kind != "noise_square":
             raise ValueError(f"noise_square() needs kind 'noise_square'; this dataset is {self.kind!r}")
-        o, angle = self.options, DIRECTIONS[direction]
-        a = math.radians(angle)
-        speed = speed / max(abs(math.cos(a)), abs(math.sin(a)))
-        return noise_square_video(T=T, size=self.size, square=square or o["square"], angle=angle, speed=speed,
-                                  grain=o["grain"], lattice=o["lattice"], color=o["color"],
-                                  boundary=o["boundary"], seed=seed)
+        o = {**self.options, "square": square or self.options["square"]}
+        del o["speed"]
+        return toyworld.noise_square_along(T, self.size, direction, speed, seed, **o)
 
     def item(self, index, g):
         o, direction = self.options, -1
         if self.kind == "noise_square":
-            direction = _randint(g, len(DIRECTIONS))
-            speed = o["speed"] if isinstance(o["speed"], (int, float)) else _uniform(g, *o["speed"])
-            video, mask = self.noise_square(self.clip_len, direction, speed, _new_seed(g))
+            direction = randint(g, len(DIRECTIONS))
+            speed = o["speed"] if isinstance(o["speed"], (int, float)) else uniform(g, *o["speed"])
+            video, mask = self.noise_square(self.clip_len, direction, speed, new_seed(g))
         else:
-            video, mask = shapes_video(T=self.clip_len, size=self.size, n_shapes=o["n_shapes"], seed=_new_seed(g))
+            video, mask = toyworld.shapes_video(T=self.clip_len, size=self.size, n_shapes=o["n_shapes"], seed=new_seed(g))
         if self.augment:
             # no flip for the noise square: a mirrored clip is just another direction,
             # already sampled uniformly, and flipping would falsify the direction label
@@ -510,7 +324,7 @@ class SyntheticVideos(_Endless):
 class StillImages(_Endless):
     """ViC-MAE's image branch: images as two strongly augmented views.
 
-    Each item takes an image (a shapes_image, or a random .jpg/.png under `root`)
+    Each item takes an image (a toyworld.shapes_image, or a random .jpg/.png under `root`)
     and makes two views with augment_image. They are returned as a clip of
     `clip_len` frames: the first half is view A, the second half view B. So a
     method that draws one frame from each half of a clip (ViC-MAE's distant
@@ -532,9 +346,9 @@ class StillImages(_Endless):
 
     def item(self, index, g):
         if self.files is None:
-            image, _ = shapes_image(self.size, self.n_shapes, seed=_new_seed(g))
+            image, _ = toyworld.shapes_image(self.size, self.n_shapes, seed=new_seed(g))
         else:  # read at twice the output size so that small crops keep some detail
-            image = read_image(self.files[_randint(g, len(self.files))], size=2 * self.size)
+            image = read_image(self.files[randint(g, len(self.files))], size=2 * self.size)
         a, b = augment_image(image, g, self.size), augment_image(image, g, self.size)  # (3, H, W) each
         half = self.clip_len // 2
         video = torch.cat([a.expand(half, -1, -1, -1), b.expand(self.clip_len - half, -1, -1, -1)])  # (T, 3, H, W)
@@ -558,7 +372,7 @@ class Mixed(_Endless):
     def __getitem__(self, index):
         if index < 0:
             raise IndexError(f"index must be >= 0; got {index}")
-        coin = torch.rand((), generator=_item_generator(self.seed, index, salt=1)).item()
+        coin = torch.rand((), generator=item_generator(self.seed, index, COIN)).item()
         return (self.images if coin < self.image_fraction else self.videos)[index]
 
 
@@ -609,8 +423,8 @@ class VideoFolder(_Endless):
             print(f"warning: VideoFolder skipped {len(self.skipped)} of {len(sources)} videos:\n{reasons}", flush=True)
 
     def item(self, index, g):
-        video = self.videos[_randint(g, len(self.videos))]
-        start = _randint(g, len(video) - self.clip_len + 1)
+        video = self.videos[randint(g, len(self.videos))]
+        start = randint(g, len(video) - self.clip_len + 1)
         clip = video[start:start + self.clip_len].float() / 255  # (T, 3, H, W)
         if self.augment:
             clip = augment_clip(clip, g, out_size=self.size)

@@ -102,18 +102,12 @@ def build_config(name, preset, assignments):
 # data: one dataset item -> the method's sampled frames
 
 
-def item_seed(seed, index):
-    """A generator seed for dataset item `index` of a run seeded `seed`: a fixed
-    odd-multiplier mix, so nearby (seed, index) pairs get unrelated streams."""
-    return (seed * 0x9E3779B97F4A7C15 + index * 0xBF58476D1CE4E5B9 + 1) % 2 ** 63
-
-
 def sample_item(name, cfg, seed, item, index):
     """The loader's per-item transform: the method's frame-sampling rule on this
     item's clip, with all its randomness from a generator seeded by (seed, index).
     The raw clip and its ground-truth mask are dropped (the model never sees
     them); other keys (is_image, index, ...) are kept."""
-    g = torch.Generator().manual_seed(item_seed(seed, index))
+    g = data.item_generator(seed, index, data.SAMPLE)
     sampled = METHODS[name].sample(item["video"][None], cfg, g)          # {key: (1, ...)}
     out = {k: v for k, v in item.items() if k not in ("video", "mask")}
     out.update({k: v[0] for k, v in sampled.items()})                    # {key: (...)}

@@ -23,7 +23,7 @@ Writes into --out:
 
 Features of long videos: RVM streams frame by frame (constant memory), frame
 models encode each frame, SIGMA goes in windows of its num_frames (see
-methods.video_features). The metric code (k-means, PCA) is evaluate.py's.
+methods.video_features). The metric code (k-means, PCA) is metrics.py's.
 """
 import argparse
 import os
@@ -36,10 +36,11 @@ import numpy as np
 import torch
 
 import data
-import evaluate
 import methods
+import metrics
+import toyworld
 
-VIZ_SEED = evaluate.EVAL_SEED + 300_000   # held-out videos (see evaluate.py's docstring)
+VIZ_SEED = toyworld.EVAL_SEED + 300_000   # held-out videos, a block of seeds no probe uses (toyworld.py)
 
 # ----------------------------------------------------------------------------
 # small image helpers: everything is float numpy (..., H, W, 3) in [0, 1] until saved
@@ -92,12 +93,12 @@ def feature_map(feats):
 def load_video(kind, T, size, seed):
     """-> video (T, 3, H, W) in [0, 1] and the ground-truth mask (T, H, W) or None."""
     if kind == "noise_square":
-        videos, masks, _ = evaluate.noise_square_set(1, T, size, seed)
+        videos, masks, _ = toyworld.noise_square_set(1, T, size, seed)
         return videos[0], masks[0]
     if kind == "noise_square_paper":
-        return data.noise_square_paper(T=T, size=size, seed=seed)
+        return toyworld.noise_square_paper(T=T, size=size, seed=seed)
     if kind == "shapes":
-        return data.shapes_video(T=T, size=size, seed=seed)
+        return toyworld.shapes_video(T=T, size=size, seed=seed)
     video = data.read_video(kind, size=size, max_frames=T)
     return video, None
 
@@ -234,14 +235,14 @@ def model_maps(name, model, cfg, video, mask, args, device):
     p, T = cfg.patch, len(video)
     feats = methods.video_features(model, video[None].to(device))[0].cpu()   # (T, h, w, D)
     h, w, D = feats.shape[1:]
-    labels = evaluate.kmeans(feats.reshape(-1, D), args.k, seed=args.seed)[0].reshape(T, h, w).numpy()
+    labels = metrics.kmeans(feats.reshape(-1, D), args.k, seed=args.seed)[0].reshape(T, h, w).numpy()
     if args.video in ("noise_square", "noise_square_paper"):
-        square = evaluate.token_fractions(mask.long(), p, 2)[..., 1] > 0.5   # (T, h, w)
-        two = evaluate.kmeans(feats.reshape(-1, D), 2, seed=args.seed)[0].reshape(T, h, w)
-        score = evaluate.iou(evaluate.match_square(two, square), square, dims=(-2, -1))
+        square = metrics.token_fractions(mask.long(), p, 2)[..., 1] > 0.5   # (T, h, w)
+        two = metrics.kmeans(feats.reshape(-1, D), 2, seed=args.seed)[0].reshape(T, h, w)
+        score = metrics.iou(metrics.match_square(two, square), square, dims=(-2, -1))
         print(f"[{name}] noise-square IoU of this video (k-means K=2, token grid): {score.mean():.3f} "
               f"(frames t>={T // 2}: {score[T // 2:].mean():.3f})", flush=True)
-    return (upsample(evaluate.pca_rgb(feats).numpy(), p, True), upsample(colorize(labels, args.k), p, True),
+    return (upsample(metrics.pca_rgb(feats).numpy(), p, True), upsample(colorize(labels, args.k), p, True),
             upsample(feature_map(feats), p, True))
 
 

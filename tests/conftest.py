@@ -55,3 +55,14 @@ def launch(tmp_path):
                 raise TimeoutError(f"{fn.__name__} did not finish in {2 * TIMEOUT_S} s")
 
     return run
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module of tests on tiny tensors (pytestmark = usefixtures)."""
+    # these tests run many ops on tiny tensors; on a busy 2-core machine OpenMP's
+    # thread hand-offs cost more than the work (a 64x64 pad took 20 ms with 2 threads)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -1,0 +1,65 @@
+"""Tests for methods.py: the registry, checkpoints back to models, features of long videos."""
+import pytest
+import torch
+
+import methods
+import vit
+from helpers import tiny_model, write_ckpt
+
+
+def test_registry_names_each_module_and_its_model_class():
+    assert set(methods.METHODS) == set(methods.MODELS) == {"rvm", "siammae", "vicmae", "sigma"}
+    for name, module in methods.METHODS.items():
+        assert module.__name__ == name and methods.MODELS[name].__module__ == name
+        assert callable(module.sample) and callable(module.check_batch)
+
+
+def test_load_checkpoint_round_trip_and_weight_mismatch(tmp_path):
+    path = write_ckpt(tmp_path, "siammae")
+    model, cfg, meta = methods.load_checkpoint(path)
+    want, _ = tiny_model("siammae")
+    assert not model.training and meta["method"] == "siammae" and "model" not in meta
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), want.state_dict().values()))
+    # weights of another shape under the same config: one line naming the file, not torch's key list
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["config"] = {**ckpt["config"], "dim": 2 * ckpt["config"]["dim"]}
+    torch.save(ckpt, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match=r"bad.pt: its weights do not fit siammae") as e:
+        methods.load_checkpoint(str(tmp_path / "bad.pt"))
+    assert "\n" not in str(e.value)
+    ckpt["config"]["no_such_field"] = 1
+    torch.save(ckpt, tmp_path / "odd.pt")
+    with pytest.raises(ValueError, match=r"odd.pt: its config does not fit siammae.Config"):
+        methods.load_checkpoint(str(tmp_path / "odd.pt"))
+
+
+def test_no_weight_decay_on_biases_norms_tokens_positions_and_listed_names():
+    class Toy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.enc = vit.ViT(img_size=16, patch=8, dim=16, depth=1, heads=2)
+            self.mask_token = torch.nn.Parameter(torch.zeros(1, 1, 16))
+            self.pos_embed_learned = torch.nn.Parameter(torch.zeros(1, 4, 16))
+            self.prototypes = torch.nn.Parameter(torch.zeros(8, 16))
+            self.frozen = torch.nn.Parameter(torch.zeros(4, 4), requires_grad=False)
+
+        def no_weight_decay(self):
+            return {"prototypes"}
+    toy = Toy()
+    decay, no_decay = methods.param_groups(toy, 0.05)
+    names = {id(p): n for n, p in toy.named_parameters()}
+    got = {names[id(p)] for p in decay["params"]}
+    assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
+    assert "enc.blocks.0.attn.q.weight" in got and "enc.patch_embed.proj.weight" in got
+    skipped = {names[id(p)] for p in no_decay["params"]}
+    assert {"enc.cls_token", "mask_token", "pos_embed_learned", "prototypes", "enc.norm.weight",
+            "enc.blocks.0.attn.q.bias"} <= skipped
+    assert "frozen" not in got | skipped
+    assert all(p.ndim >= 2 for p in decay["params"])
+
+
+@pytest.mark.parametrize("name", ["siammae", "sigma"])
+def test_video_features_in_chunks_equal_one_pass(name):
+    model, cfg = tiny_model(name)
+    video = torch.rand(1, 2 * getattr(cfg, "num_frames", 4) + 2, 3, 32, 32)  # a partial last window too
+    assert torch.allclose(methods.video_features(model, video, chunk=3), model.features(video), atol=1e-5)
