@@ -47,8 +47,7 @@ import vit
 from methods import METHODS, MODELS, read_checkpoint
 
 # training defaults per preset (the model's are in each method's Config.tiny() / .small()).
-# tiny: 600 steps of 8 clips, a minute or two per method on a 2-core CPU. `make demo` runs RVM
-# for longer (--steps 5000, ~0.1 s a step, ~8 min): its motion comes after ~3000 steps (README).
+# tiny: a few minutes per method on a laptop CPU; `make demo` runs RVM for longer (Makefile).
 PRESETS = {
     "tiny": dict(steps=600, batch_size=8, log_every=20, ckpt_every=200),
     "small": dict(steps=100_000, batch_size=128, log_every=50, ckpt_every=2000),
@@ -252,18 +251,22 @@ def print0(*args, **kwargs):
 RUN_KEYS = ("preset", "data", "batch_size", "accum", "seed", "set")
 
 
-def main(argv=None):
+def parse_args(argv):
+    """The command line -> (args with every default filled in, the method's
+    Config, the checkpoint dict to resume from or None). Bad input ends here
+    with a one-line usage error, before any process group or model exists."""
     parser = get_parser()
     args = parser.parse_args(argv)
-    out = args.out or f"runs/{args.method}-{args.preset or 'tiny'}"
-    ckpt_path, resume = os.path.join(out, CKPT_NAME), None
+    args.fail = parser.error
+    args.out = args.out or f"runs/{args.method}-{args.preset or 'tiny'}"
+    args.ckpt_path, resume = os.path.join(args.out, CKPT_NAME), None
     if args.resume:
         try:
-            resume = read_checkpoint(ckpt_path)
+            resume = read_checkpoint(args.ckpt_path)
         except (FileNotFoundError, ValueError) as e:
             parser.error(f"--resume: {e}")
         if resume["method"] != args.method:
-            parser.error(f"--resume: {ckpt_path} is a {resume['method']} run, not {args.method}")
+            parser.error(f"--resume: {args.ckpt_path} is a {resume['method']} run, not {args.method}")
         for key in RUN_KEYS:
             given, saved = getattr(args, key), resume["train"][key]
             if given not in (None, []) and given != saved:
@@ -286,51 +289,63 @@ def main(argv=None):
             build_config(args.method, args.preset, args.set)
     except (ValueError, TypeError) as e:
         parser.error(str(e))
+    return args, cfg, resume
 
-    # ---- setup: one process, or one of many under torchrun --------------------------
-    distributed = "RANK" in os.environ or (dist.is_available() and dist.is_initialized())
-    use_cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
+
+def setup(args):
+    """One process, or one of many under torchrun: device, process group, precision.
+    -> a namespace: distributed, use_cuda, device, own_group, rank, world, master,
+    micro (clips per process per micro-step), bf16, autocast."""
+    run = argparse.Namespace()
+    run.distributed = "RANK" in os.environ or (dist.is_available() and dist.is_initialized())
+    run.use_cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
-    device = torch.device(f"cuda:{local_rank}" if use_cuda else "cpu")
-    own_group = distributed and not dist.is_initialized()   # tests create their own group; we reuse it
-    if use_cuda:
-        torch.cuda.set_device(device)
+    run.device = torch.device(f"cuda:{local_rank}" if run.use_cuda else "cpu")
+    run.own_group = run.distributed and not dist.is_initialized()   # tests create their own group; we reuse it
+    if run.use_cuda:
+        torch.cuda.set_device(run.device)
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    if own_group:
-        dist.init_process_group("nccl" if use_cuda else "gloo", timeout=timedelta(minutes=10))
-    rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
-    master = rank == 0
-    if args.batch_size % (world * args.accum):
-        parser.error(f"--batch-size {args.batch_size} must be divisible by processes x accum = {world * args.accum}")
-    micro = args.batch_size // (world * args.accum)               # clips per process per micro-step
-    bf16 = args.precision == "bf16" or (args.precision == "auto" and use_cuda)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
-    if master:
-        os.makedirs(out, exist_ok=True)
+    if run.own_group:
+        dist.init_process_group("nccl" if run.use_cuda else "gloo", timeout=timedelta(minutes=10))
+    run.rank, run.world = (dist.get_rank(), dist.get_world_size()) if run.distributed else (0, 1)
+    run.master = run.rank == 0
+    if args.batch_size % (run.world * args.accum):
+        args.fail(f"--batch-size {args.batch_size} must be divisible by processes x accum = {run.world * args.accum}")
+    run.micro = args.batch_size // (run.world * args.accum)
+    run.bf16 = args.precision == "bf16" or (args.precision == "auto" and run.use_cuda)
+    run.autocast = torch.autocast(run.device.type, dtype=torch.bfloat16) if run.bf16 else nullcontext()
+    if run.master:
+        os.makedirs(args.out, exist_ok=True)
+    return run
 
-    # ---- data: the items of step s are [s * batch, (s+1) * batch), split over ranks ----
+
+def make_data(args, cfg, run, start):
+    """The items of step s are [s * batch, (s+1) * batch), split over ranks and
+    micro-steps; the loader starts at step `start`."""
     try:
         dataset = make_dataset(args.data, cfg, args.seed)
     except (ValueError, FileNotFoundError) as e:
-        parser.error(f"--data: {e}")
-    start = resume["step"] if resume else 0
-    workers = args.workers if args.workers is not None else (8 if use_cuda else 0)
-    loader = data.make_loader(dataset, micro, rank=rank, world_size=world, workers=workers,
-                              start_step=start * args.accum, seed=args.seed,
-                              transform=partial(sample_item, args.method, cfg, args.seed))
+        args.fail(f"--data: {e}")
+    workers = args.workers if args.workers is not None else (8 if run.use_cuda else 0)
+    return data.make_loader(dataset, run.micro, rank=run.rank, world_size=run.world, workers=workers,
+                            start_step=start * args.accum, seed=args.seed,
+                            transform=partial(sample_item, args.method, cfg, args.seed))
 
-    # ---- model: the same init on every rank (FSDP shards it; DDP checks it) ------------
+
+def make_model(args, cfg, run):
+    """The same init on every rank (FSDP shards it; DDP checks it) -> (model to
+    call, the raw module underneath: its parameters, state dicts, clipping)."""
     torch.manual_seed(args.seed)
-    model = raw_model = MODELS[args.method](cfg).to(device)
-    torch.manual_seed(args.seed + rank)                           # anything random from here on differs per rank
-    if distributed and use_cuda:   # BatchNorm (ViC-MAE's heads) over the global batch, as in one process;
+    model = raw_model = MODELS[args.method](cfg).to(run.device)
+    torch.manual_seed(args.seed + run.rank)                       # anything random from here on differs per rank
+    if run.distributed and run.use_cuda:   # BatchNorm (ViC-MAE's heads) over the global batch, as in one process;
         raw_model = model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(raw_model)   # CPU/gloo lacks it
-    if distributed and args.dist == "fsdp":
+    if run.distributed and args.dist == "fsdp":
         from torch.distributed.device_mesh import init_device_mesh
         from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
-        mesh = init_device_mesh(device.type, (world,))
+        mesh = init_device_mesh(run.device.type, (run.world,))
         # bf16 compute copies of fp32 master weights; gradients reduced in fp32
-        mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if bf16 else \
+        mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if run.bf16 else \
             MixedPrecisionPolicy()
         for m in raw_model.modules():
             if isinstance(m, (vit.Block, vit.CrossBlock)):
@@ -339,55 +354,73 @@ def main(argv=None):
         fully_shard(raw_model, mesh=mesh, mp_policy=dataclasses.replace(mp, cast_forward_inputs=False))
     if args.compile:
         model = torch.compile(model)
-    if distributed and args.dist == "ddp":
-        model = DDP(model, device_ids=[local_rank] if use_cuda else None)
+    if run.distributed and args.dist == "ddp":
+        model = DDP(model, device_ids=[run.device.index] if run.use_cuda else None)
+    return model, raw_model
 
-    # ---- optimizer: AdamW, lr = blr * global batch / 256 (MAE's scaling rule) ---------
+
+def make_optimizer(args, cfg, raw_model, resume):
+    """AdamW, lr = blr * global batch / 256 (MAE's scaling rule); on --resume the
+    model, optimizer and RNG states come back from the checkpoint."""
     base_lr = cfg.blr * args.batch_size / 256
-    # fused: one kernel for all parameters (CPU and CUDA), 3-5x faster than the per-tensor loop (bench.py)
-    optimizer = torch.optim.AdamW(methods.param_groups(raw_model, cfg.weight_decay), lr=base_lr, betas=tuple(cfg.betas),
-                                  fused=True)
+    # fused: one kernel for all parameters (CPU and CUDA), faster than the per-tensor loop (bench.py)
+    optimizer = torch.optim.AdamW(methods.param_groups(raw_model, cfg.weight_decay), lr=base_lr,
+                                  betas=tuple(cfg.betas), fused=True)
     if resume:
         load_full_state(raw_model, optimizer, resume)   # full state dicts load into any mode
         set_rng_state(resume["rng"])
-    peak = args.peak_tflops or next((v for k, v in PEAK_TFLOPS.items()
-                                     if use_cuda and k in torch.cuda.get_device_name(device)), None)
-    print0(f"{args.method} ({args.preset}): {vit.count_params(raw_model) / 1e6:.2f}M parameters | "
-           f"{world} x {device.type}{' ' + args.dist if distributed else ''} | "
-           f"{'bf16' if bf16 else 'fp32'} | batch {args.batch_size} = {world} x {args.accum} x {micro} | "
-           f"lr {base_lr:.2e} | data {args.data} | steps {start}->{args.steps} | out {out}")
+    return optimizer, base_lr
 
-    # ---- checkpoint: model, optimizer, step, RNG, data stream, config, versions --------
-    def checkpoint(step):
-        model_state, optim_state = full_state(raw_model, optimizer)   # every rank (FSDP gathers)
-        if master:
-            train = {k: getattr(args, k) for k in RUN_KEYS + ("steps",)}
-            save_checkpoint(ckpt_path, {
-                "model": model_state, "optimizer": optim_state, "step": step, "method": args.method,
-                "config": dataclasses.asdict(cfg), "train": train, "rng": rng_state(),
-                "data": {"spec": args.data, "seed": args.seed, "next_item": step * args.batch_size},
-                "versions": {"torch": str(torch.__version__), "numpy": np.__version__,
-                             "python": platform.python_version()}})
 
-    # metrics.jsonl: one line per log step; a resumed run drops the lines after its checkpoint
-    metrics_path = os.path.join(out, "metrics.jsonl")
-    if master:
+def checkpoint(args, cfg, run, raw_model, optimizer, step):
+    """Model, optimizer, step, RNG, data stream, config, versions: a collective
+    under FSDP (every rank calls it); rank 0 writes."""
+    model_state, optim_state = full_state(raw_model, optimizer)
+    if run.master:
+        save_checkpoint(args.ckpt_path, {
+            "model": model_state, "optimizer": optim_state, "step": step, "method": args.method,
+            "config": dataclasses.asdict(cfg), "train": {k: getattr(args, k) for k in RUN_KEYS + ("steps",)},
+            "rng": rng_state(), "data": {"spec": args.data, "seed": args.seed, "next_item": step * args.batch_size},
+            "versions": {"torch": str(torch.__version__), "numpy": np.__version__,
+                         "python": platform.python_version()}})
+
+
+def open_metrics(args, run, start):
+    """metrics.jsonl: one line per log step; a resumed run drops the lines after its checkpoint."""
+    path = os.path.join(args.out, "metrics.jsonl")
+    if run.master:
         rows = []
-        if resume and os.path.exists(metrics_path):
-            with open(metrics_path) as f:
+        if start and os.path.exists(path):
+            with open(path) as f:
                 rows = [line for line in f if line.strip() and json.loads(line)["step"] <= start]
-        with open(metrics_path, "w") as f:
+        with open(path, "w") as f:
             f.writelines(rows)
+    return path
 
-    # SIGINT / SIGTERM: finish the step, save, exit cleanly
+
+def catch_signals():
+    """SIGINT / SIGTERM set a flag: the loop finishes its step, saves and exits
+    cleanly. -> (the flag, the previous handlers, restored at the end)."""
     stop = {"signal": None}
+
     def on_signal(signum, frame):
         stop["signal"] = signal.Signals(signum).name
-    handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    return stop, {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
 
-    # ---- training loop ------------------------------------------------------------------
-    step, ended, keys = start, None, None
-    flops_per_step, t_log, steps_since_log = None, time.time(), 0
+
+def format_eta(seconds):
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def train_loop(args, cfg, run, model, raw_model, optimizer, loader, base_lr, start, metrics_path, stop):
+    """Optimizer steps from `start` to args.steps -> (the last step, why the loop
+    ended early or None)."""
+    peak = args.peak_tflops or next((v for k, v in PEAK_TFLOPS.items()
+                                     if run.use_cuda and k in torch.cuda.get_device_name(run.device)), None)
+    step, keys, flops_per_step = start, None, None
+    t_log, steps_since_log = time.time(), 0
+    t_mean, steps_mean = None, 0   # the ETA's running mean of step time, from the end of the first step
     model.train()
     while step < args.steps:
         lr = lr_at(step, base_lr, cfg.warmup_steps, args.steps)
@@ -396,17 +429,17 @@ def main(argv=None):
         sums = None
         for micro_step in range(args.accum):
             batch = next(loader)
-            batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
-            batch["step"] = torch.tensor(step, device=device)     # for the methods' own schedules
+            batch = {k: v.to(run.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+            batch["step"] = torch.tensor(step, device=run.device)     # for the methods' own schedules
             last = micro_step == args.accum - 1
             # gradients are averaged over processes only on the last micro-step
-            if distributed and args.dist == "fsdp":
+            if run.distributed and args.dist == "fsdp":
                 raw_model.set_requires_gradient_sync(last)
-            sync = model.no_sync() if distributed and args.dist == "ddp" and not last else nullcontext()
+            sync = model.no_sync() if run.distributed and args.dist == "ddp" and not last else nullcontext()
             count = step == start and micro_step == 0 and peak is not None and not args.compile
             counter = FlopCounterMode(display=False) if count else nullcontext()
             with sync, counter:
-                with autocast:   # forward and loss only, never the optimizer step
+                with run.autocast:   # forward and loss only, never the optimizer step
                     outputs = model(batch)
                 (outputs["loss"] / args.accum).backward()
             if count:
@@ -415,24 +448,28 @@ def main(argv=None):
             vals = torch.stack([outputs["loss"].detach().float()] + [outputs[k].detach().float() for k in keys])
             sums = vals / args.accum if sums is None else sums + vals / args.accum
         # one small all-reduce: the logged means over the global batch, and every rank's stop flag
-        stats = torch.cat([sums, torch.tensor([float(stop["signal"] is not None)], device=device)])
-        if distributed:
+        stats = torch.cat([sums, torch.tensor([float(stop["signal"] is not None)], device=run.device)])
+        if run.distributed:
             dist.all_reduce(stats)
-            stats[:-1] /= world
+            stats[:-1] /= run.world
         stats = stats.tolist()
         if not math.isfinite(stats[0]):   # before the update: the parameters and checkpoint stay good
-            ended = f"loss is {stats[0]} at step {step + 1}; stopped, {ckpt_path} keeps the last good state"
-            break
+            return step, f"loss is {stats[0]} at step {step + 1}; stopped, {args.ckpt_path} keeps the last good state"
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(raw_model.parameters(), cfg.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         step += 1
         steps_since_log += 1
+        if t_mean is None:
+            t_mean = time.time()   # the first step (warm-up, compilation) stays out of the ETA's mean
+        else:
+            steps_mean += 1
 
         if step % args.log_every == 0 or step == args.steps or step == start + 1:
-            dt = (time.time() - t_log) / steps_since_log
-            t_log, steps_since_log = time.time(), 0
+            now = time.time()
+            dt, t_log, steps_since_log = (now - t_log) / steps_since_log, now, 0
+            mean_dt = (now - t_mean) / steps_mean if steps_mean else dt
             row = {"step": step, "loss": stats[0], **dict(zip(keys, stats[1:-1])), "lr": lr,
                    "ms_per_step": 1000 * dt, "clips_per_s": args.batch_size / dt}
             line = f"step {step:>{len(str(args.steps))}}/{args.steps} | loss {stats[0]:.4f}"
@@ -441,35 +478,49 @@ def main(argv=None):
             if flops_per_step:
                 row["mfu"] = flops_per_step / dt / (peak * 1e12)
                 line += f" | MFU {100 * row['mfu']:.1f}%"
-            eta = int(dt * (args.steps - step))
-            print0(line + f" | ETA {eta // 3600}h{eta // 60 % 60:02d}m" if eta >= 3600 else
-                   line + f" | ETA {eta // 60}m{eta % 60:02d}s")
-            if master:
+            print0(line + f" | ETA {format_eta(mean_dt * (args.steps - step))}")
+            if run.master:
                 with open(metrics_path, "a") as f:
                     f.write(json.dumps(row) + "\n")
         if stats[-1] > 0 or step == args.stop_at:   # a signal on any rank, or --stop-at
             why = stop["signal"] or ("--stop-at" if step == args.stop_at else "a signal to another rank")
-            ended = f"stopped by {why} at step {step}; continue with --resume"
-            break
+            return step, f"stopped by {why} at step {step}; continue with --resume"
         if args.ckpt_every and step % args.ckpt_every == 0 and step < args.steps:
-            checkpoint(step)
+            checkpoint(args, cfg, run, raw_model, optimizer, step)
+    return step, None
 
-    # ---- the end: a final checkpoint (unless the loss went bad), the loss curve --------
+
+def main(argv=None):
+    args, cfg, resume = parse_args(argv)
+    run = setup(args)
+    start = resume["step"] if resume else 0
+    loader = make_data(args, cfg, run, start)
+    model, raw_model = make_model(args, cfg, run)
+    optimizer, base_lr = make_optimizer(args, cfg, raw_model, resume)
+    print0(f"{args.method} ({args.preset}): {vit.count_params(raw_model) / 1e6:.2f}M parameters | "
+           f"{run.world} x {run.device.type}{' ' + args.dist if run.distributed else ''} | "
+           f"{'bf16' if run.bf16 else 'fp32'} | batch {args.batch_size} = {run.world} x {args.accum} x {run.micro} | "
+           f"lr {base_lr:.2e} | data {args.data} | steps {start}->{args.steps} | out {args.out}")
+    metrics_path = open_metrics(args, run, start)
+    stop, handlers = catch_signals()
+    step, ended = train_loop(args, cfg, run, model, raw_model, optimizer, loader, base_lr, start, metrics_path, stop)
+
+    # the end: a final checkpoint (unless the loss went bad), the loss curve, the process group
     failed = ended is not None and ended.startswith("loss is")
     if not failed:
-        checkpoint(step)
-    if master and os.path.getsize(metrics_path) > 0:
-        plot_losses(metrics_path, os.path.join(out, "loss.png"))
+        checkpoint(args, cfg, run, raw_model, optimizer, step)
+    if run.master and os.path.getsize(metrics_path) > 0:
+        plot_losses(metrics_path, os.path.join(args.out, "loss.png"))
     for s, h in handlers.items():
         signal.signal(s, h)
-    if own_group:
+    if run.own_group:
         dist.barrier()
         dist.destroy_process_group()
     if failed:
         print0(f"error: {ended}", file=sys.stderr)
         sys.exit(1)
-    print0(ended or f"done: {step} steps; checkpoint {ckpt_path}, metrics {metrics_path}, loss curve "
-           f"{os.path.join(out, 'loss.png')}")
+    print0(ended or f"done: {step} steps; checkpoint {args.ckpt_path}, metrics {metrics_path}, loss curve "
+           f"{os.path.join(args.out, 'loss.png')}")
 
 
 if __name__ == "__main__":

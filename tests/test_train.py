@@ -275,3 +275,8 @@ def test_loss_falls_on_a_fixed_batch(method="rvm"):
         opt.zero_grad()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_eta_format():
+    assert train.format_eta(0) == "0m00s" and train.format_eta(185.9) == "3m05s"
+    assert train.format_eta(3599) == "59m59s" and train.format_eta(2 * 3600 + 7 * 60 + 30) == "2h07m"
