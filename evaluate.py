@@ -33,7 +33,6 @@ the demo checkpoints, and the reference points of the IoU (random-init twins,
 raw pixels, a one-line motion detector), are in docs/results.md.
 """
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -72,6 +71,26 @@ def random_init(method, cfg, seed=0):
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         return methods.MODELS[method](cfg).eval()
+
+
+@torch.no_grad()
+def random_twins(checkpoints):
+    """checkpoints: [(row name, method, cfg)] -> one (name, random-init model, patch)
+    per distinct random-init feature map. Twins are told apart by their features
+    on one fixed random video, not by their configs: two checkpoints whose
+    configs differ only where features do not look (a loss, a schedule) share
+    one twin, and one row in the table."""
+    twins, seen = [], []
+    for name, method, cfg in checkpoints:
+        twin = random_init(method, cfg)
+        g = torch.Generator().manual_seed(0)
+        video = torch.rand(1, 2 * getattr(cfg, "num_frames", 2), 3, cfg.img_size, cfg.img_size, generator=g)
+        feats = methods.video_features(twin, video)
+        if any(m == method and f.shape == feats.shape and torch.equal(f, feats) for m, f in seen):
+            continue
+        seen.append((method, feats))
+        twins.append((f"random-init {name}", twin, cfg.patch))
+    return twins
 
 
 def extract(model, videos, device, batch_size=8, label=""):
@@ -269,14 +288,11 @@ def main(argv=None):
         parser.error(f"the checkpoints differ in img_size {sorted(sizes)}; evaluate them separately")
     args.size = sizes.pop()
     names = [m for _, _, _, m in loaded]
-    entries, twins = [], {}
+    entries = []
     for path, model, cfg, method in loaded:
-        name = method if names.count(method) == 1 else f"{method} ({path})"
-        entries.append((name, model, cfg.patch))
-        key = (method, json.dumps(dataclasses.asdict(cfg), sort_keys=True, default=str))
-        if key not in twins:                     # one random-init twin per (method, config)
-            twins[key] = (f"random-init {name}", random_init(method, cfg), cfg.patch)
-    entries += list(twins.values()) + [("raw pixels", RawPixels(loaded[0][2].patch), loaded[0][2].patch)]
+        entries.append((method if names.count(method) == 1 else f"{method} ({path})", model, cfg.patch))
+    entries += random_twins([(name, method, cfg) for (name, _, _), (_, _, cfg, method) in zip(entries, loaded)])
+    entries += [("raw pixels", RawPixels(loaded[0][2].patch), loaded[0][2].patch)]
     rows = evaluate_all(entries, args, device)
     table = markdown(rows, args)
     print("\n" + table)

@@ -1,5 +1,6 @@
 """Tests for evaluate.py: the feature extractors and probes on oracle features
 with known scores, then the script end to end on a randomly initialized tiny model."""
+import dataclasses
 import json
 
 import pytest
@@ -122,6 +123,17 @@ def test_propagation_probe_with_oracle_features():
     assert out["J"] > 0.5                                              # bounded by 8 px tokens, not by the features
     pixels = ev.probe_propagation(ev.RawPixels(8), 8, (videos, masks), torch.device("cpu"), [6, 12], lp, "")
     assert pixels["J"] < out["J"]
+
+
+def test_random_twins_one_per_distinct_feature_map():
+    _, cfg = tiny_model("sigma")
+    loss_only = dataclasses.replace(cfg, temperature=0.5, hard_targets=True)      # features do not look here
+    wider = dataclasses.replace(cfg, dim=48)
+    twins = ev.random_twins([("sigma (a)", "sigma", cfg), ("sigma (b)", "sigma", loss_only),
+                             ("sigma (c)", "sigma", wider)])
+    assert [name for name, _, _ in twins] == ["random-init sigma (a)", "random-init sigma (c)"]
+    _, rcfg = tiny_model("rvm")
+    assert len(ev.random_twins([("sigma", "sigma", cfg), ("rvm", "rvm", rcfg)])) == 2
 
 
 def test_evaluate_script_end_to_end(tmp_path, capsys):
