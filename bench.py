@@ -280,8 +280,8 @@ def bench_scaling(args, device):
     for T in args.frames:
         videos[T] = torch.rand(1, T, 3, rcfg.img_size, rcfg.img_size, generator=g).to(device)   # (1, T, 3, H, W)
         models["rvm", T] = rvm_model.features
-        models["joint", T] = sigma.TubeViT(scfg.img_size, T, scfg.patch, scfg.tubelet, scfg.dim, scfg.depth,
-                                           scfg.heads, scfg.mlp_ratio).to(device).eval()
+        models["joint", T] = vit.TubeViT(scfg.img_size, T, scfg.patch, scfg.tubelet, scfg.dim, scfg.depth,
+                                         scfg.heads, scfg.mlp_ratio).to(device).eval()
 
     def run(key):
         with autocast:

@@ -121,38 +121,23 @@ def sample(clip, cfg, generator):
 
 
 # ----------------------------------------------------------------------------
-# helpers
-
-
-def check_batch(batch, patch):
-    """source (B, S, 3, H, W), target (B, K, 3, H, W), delta (B, K), noise (B, K, N), or a ValueError."""
-    source, target, delta, noise = (batch[k] for k in ("source", "target", "delta", "noise"))
-    vit.check_frames(source, patch, "source", ndim=5)
-    vit.check_frames(target, patch, "target", ndim=5)
-    (B, K, _, H, W), N = target.shape, (target.shape[-2] // patch) * (target.shape[-1] // patch)
-    if (source.shape[0], *source.shape[2:]) != (B, 3, H, W) or (*delta.shape, *noise.shape) != (B, K, B, K, N):
-        raise ValueError(f"need source (B, S, 3, H, W), target (B, K, 3, H, W), delta (B, K), noise (B, K, N); "
-                         f"got {[tuple(x.shape) for x in (source, target, delta, noise)]}")
-    return source, target, delta, noise
-
-
-# ----------------------------------------------------------------------------
 # the recurrent core (Sec. 3.2) and its self-attention ablation (Table 3b)
 
 
-class GatedCore(nn.Module):
+class GatedTransformerCore(nn.Module):
     """Sec. 3.2, one step of the GRU-gated transformer core, s_t = R(e_t, s_{t-1}):
         u_t = sigmoid(W_e^u e_t + W_s^u s_{t-1})          update gate
         r_t = sigmoid(W_e^r e_t + W_s^r s_{t-1})          reset gate
         h_t = Tx(q = e_t, kv = r_t * LN(s_{t-1}))         cross- then self-attention
         s_t = (1 - u_t) * s_{t-1} + u_t * h_t,   o_t = s_t
-    The W are bias-free linears on the feature dimension, shared by all tokens.
-    e_t and s_t are (B, 1+N, D): one state vector per token, [CLS] included."""
+    The W are bias-free linears on the feature dimension, shared by all tokens, named by role
+    (e = input, s = state): w_input_update = W_e^u, w_state_update = W_s^u, w_input_reset = W_e^r,
+    w_state_reset = W_s^r. e_t and s_t are (B, 1+N, D): one state vector per token, [CLS] included."""
 
     def __init__(self, dim, depth, heads, mlp_ratio):
         super().__init__()
-        self.w_eu, self.w_su = nn.Linear(dim, dim, bias=False), nn.Linear(dim, dim, bias=False)
-        self.w_er, self.w_sr = nn.Linear(dim, dim, bias=False), nn.Linear(dim, dim, bias=False)
+        self.w_input_update, self.w_state_update = nn.Linear(dim, dim, bias=False), nn.Linear(dim, dim, bias=False)
+        self.w_input_reset, self.w_state_reset = nn.Linear(dim, dim, bias=False), nn.Linear(dim, dim, bias=False)
         # LN(s_{t-1}) is in the official code (scale, no bias, eps 1e-4), not in the paper's equation: it keeps
         # the keys' scale fixed however the state drifts (a bare scale: vit.init_weights wants LN biases).
         # vit.CrossBlock then also normalizes its keys/values (norm_kv); the official block does not.
@@ -167,8 +152,8 @@ class GatedCore(nn.Module):
         return self.norm(h)
 
     def forward(self, e, s):
-        u = torch.sigmoid(self.w_eu(e) + self.w_su(s))        # (B, 1+N, D) update gate
-        r = torch.sigmoid(self.w_er(e) + self.w_sr(s))        # (B, 1+N, D) reset gate
+        u = torch.sigmoid(self.w_input_update(e) + self.w_state_update(s))   # (B, 1+N, D) update gate
+        r = torch.sigmoid(self.w_input_reset(e) + self.w_state_reset(s))     # (B, 1+N, D) reset gate
         ln = F.layer_norm(s, s.shape[-1:], self.state_scale.to(s.dtype), None, eps=1e-4)
         h = self.tx(e, r * ln)                                # (B, 1+N, D) candidate state
         return (1 - u) * s + u * h                            # (B, 1+N, D) s_t = o_t
@@ -197,7 +182,21 @@ class SelfAttentionCore(nn.Module):
 # the model
 
 
+def check_batch(batch, patch):
+    """source (B, S, 3, H, W), target (B, K, 3, H, W), delta (B, K), noise (B, K, N), or a ValueError."""
+    source, target, delta, noise = (batch[k] for k in ("source", "target", "delta", "noise"))
+    vit.check_frames(source, patch, "source", ndim=5)
+    vit.check_frames(target, patch, "target", ndim=5)
+    (B, K, _, H, W), N = target.shape, (target.shape[-2] // patch) * (target.shape[-1] // patch)
+    if (source.shape[0], *source.shape[2:]) != (B, 3, H, W) or (*delta.shape, *noise.shape) != (B, K, B, K, N):
+        got = ", ".join(f"{k} {tuple(batch[k].shape)}" for k in ("source", "target", "delta", "noise"))
+        raise ValueError(f"need source (B, S, 3, H, W), target (B, K, 3, H, W), delta (B, K), noise (B, K, N) "
+                         f"with (B, K, N) = ({B}, {K}, {N}); got {got}")
+    return source, target, delta, noise
+
+
 class RVM(nn.Module):
+    """A per-frame ViT, a recurrent core over the source frames, a decoder that rebuilds each target (Sec. 3)."""
 
     def __init__(self, cfg=None):
         super().__init__()
@@ -205,8 +204,8 @@ class RVM(nn.Module):
         # Sec. 3.1 "Encoder": one ViT for every frame, source and target (shared weights, as SiamMAE)
         self.encoder = vit.ViT(cfg.img_size, cfg.patch, cfg.dim, cfg.depth, cfg.heads, cfg.mlp_ratio)
         # Sec. 3.2 "Recurrent core" (or the Table 3b self-attention ablation)
-        Core = GatedCore if cfg.core == "gru" else SelfAttentionCore
-        self.rnn = Core(cfg.dim, cfg.core_depth, cfg.heads, cfg.mlp_ratio)
+        Core = GatedTransformerCore if cfg.core == "gru" else SelfAttentionCore
+        self.core = Core(cfg.dim, cfg.core_depth, cfg.heads, cfg.mlp_ratio)
         # Sec. 3.1 "Decoder": ONE linear embeds both target tokens and source features, [MASK] token,
         # decoder positions, the time offset (one-hot(delta) -> linear, as the official code), blocks, pixels
         self.decoder_embed = nn.Linear(cfg.dim, cfg.decoder_dim)
@@ -238,15 +237,15 @@ class RVM(nn.Module):
         N = self.encoder.grid[0] * self.encoder.grid[1] if N is None else N
         return self.encoder.cls_token.new_zeros(B, 1 + N, self.cfg.dim)
 
-    def core(self, x_src, state=None):
+    def unroll(self, x_src, state=None):
         """Sec. 3.2: unroll the core over encoded frames x_src (B, T, 1+N, D) from `state` (None = s_0)
         -> outputs o_1..o_T (B, T, 1+N, D) and the last state (None for "sa", which has no state)."""
         if self.cfg.core == "sa":
-            return self.rnn(x_src), None
+            return self.core(x_src), None
         s = self.init_state(x_src.shape[0], x_src.shape[2] - 1) if state is None else state
         outs = []
         for t in range(x_src.shape[1]):
-            s = self.rnn(x_src[:, t], s)                                          # (B, 1+N, D)
+            s = self.core(x_src[:, t], s)                                         # (B, 1+N, D)
             outs.append(s)
         return torch.stack(outs, dim=1), s                                        # (B, T, 1+N, D)
 
@@ -259,7 +258,7 @@ class RVM(nn.Module):
         B, _, H, W = frame.shape
         x = self.encoder(frame)                                                   # (B, 1+N, D)
         s = self.init_state(B, x.shape[1] - 1) if state is None else state
-        s = self.rnn(x, s)                                                        # (B, 1+N, D)
+        s = self.core(x, s)                                                       # (B, 1+N, D)
         return s[:, 1:].reshape(B, H // self.cfg.patch, W // self.cfg.patch, -1), s   # (B, h, w, D)
 
     def decoder_tokens(self, x, ids_restore, delta, h, w):
@@ -268,8 +267,7 @@ class RVM(nn.Module):
         embedding of the time offset delta (B*K,) to all N patch tokens. -> (B*K, 1+N, Dd), [CLS] first."""
         x = self.decoder_embed(x)                                                 # (B*K, 1+n, Dd)
         patches = vit.restore_tokens(x[:, 1:], ids_restore, self.mask_token)      # (B*K, N, Dd)
-        pos = self.decoder_pos if (h, w) == self.encoder.grid else \
-            vit.sincos_pos_2d(h, w, self.cfg.decoder_dim)[None].to(x.device)      # (1, N, Dd), another size
+        pos = vit.sincos_pos_for(self.decoder_pos, self.encoder.grid, (h, w))   # (1, N, Dd)
         when = self.delta_embed(F.one_hot(delta, self.cfg.max_delta).to(x.dtype))  # (B*K, Dd)
         return torch.cat([x[:, :1], patches + pos + when[:, None]], dim=1)        # (B*K, 1+N, Dd)
 
@@ -301,7 +299,7 @@ class RVM(nn.Module):
         ids_keep, ids_restore, mask = vit.random_masking(B * K, h * w, self.cfg.mask_ratio,
                                                          noise=noise.flatten(0, 1), device=target.device)
         x_src, x_tgt = self.encode(source, target, ids_keep)                      # (B, S, 1+N, D), (B, K, 1+n, D)
-        o_src, _ = self.core(x_src)                                               # (B, S, 1+N, D)
+        o_src, _ = self.unroll(x_src)                                             # (B, S, 1+N, D)
         pred = self.decode(o_src, x_tgt, ids_restore, delta.to(target.device), h, w)   # (B, K, N, P)
         return pred, mask.view(B, K, h * w)
 
@@ -324,14 +322,14 @@ class RVM(nn.Module):
         h, w = H // self.cfg.patch, W // self.cfg.patch
         if self.cfg.core == "sa":
             x = self.encoder(video.reshape(B * T, 3, H, W))                       # (B*T, 1+N, D)
-            o, _ = self.core(x.view(B, T, *x.shape[1:]))                          # (B, T, 1+N, D)
+            o, _ = self.unroll(x.view(B, T, *x.shape[1:]))                        # (B, T, 1+N, D)
             return o[:, :, 1:].reshape(B, T, h, w, -1)                            # (B, T, h, w, D)
         out, state = video.new_empty(B, T, h, w, self.cfg.dim), self.init_state(B, h * w)   # out filled in place
         for t0 in range(0, T, 16):   # the encoder ignores the state: 16 frames a batch (1/4 faster, bench.py)
             x = self.encoder(video[:, t0:t0 + 16].flatten(0, 1))                 # (B*16, 1+N, D)
             x = x.view(B, -1, *x.shape[1:])                                       # (B, 16, 1+N, D)
             for t in range(x.shape[1]):
-                state = self.rnn(x[:, t], state)                                  # (B, 1+N, D)
+                state = self.core(x[:, t], state)                                 # (B, 1+N, D)
                 out[:, t0 + t] = state[:, 1:].reshape(B, h, w, -1)
         return out
 
@@ -341,10 +339,7 @@ class RVM(nn.Module):
         ("pred", (B, K, 3, H, W)), "paste" = the targets' visible patches + predicted masked ones,
         and the mask (B, K, N), 1 = masked."""
         pred, mask = self.predict(batch)                                          # (B, K, N, P), (B, K, N)
-        target, p = batch["target"], self.cfg.patch
-        (B, K, _, H, W), pred = target.shape, pred.float()
-        visible = vit.patch_targets(target.flatten(0, 1), p, norm_pix=False).view_as(pred)   # (B, K, N, P)
-        paste = torch.where(mask[..., None].bool(), pred, visible)                      # (B, K, N, P)
-        pred, paste = (vit.unpatchify(x.flatten(0, 1), p, H // p, W // p).view(B, K, 3, H, W)
-                       for x in (pred, paste))                                    # (B, K, 3, H, W)
+        target = batch["target"]                                                  # (B, K, 3, H, W)
+        pred, paste = vit.paste_patches(pred.flatten(0, 1), target.flatten(0, 1), mask.flatten(0, 1), self.cfg.patch)
+        pred, paste = pred.view_as(target), paste.view_as(target)                 # (B, K, 3, H, W)
         return {"source": batch["source"], "target": target, "pred": pred, "paste": paste, "mask": mask}

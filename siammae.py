@@ -104,10 +104,10 @@ def sample(clip, cfg, generator):
 
 
 # ----------------------------------------------------------------------------
-# helpers
+# the model
 
 
-def check_pair(batch, patch):
+def check_batch(batch, patch):
     """f1, f2 (B, 3, H, W) of one shape and noise (B, N), or a ValueError."""
     f1, f2, noise = batch["f1"], batch["f2"], batch["noise"]
     vit.check_frames(f1, patch, "f1")
@@ -115,18 +115,13 @@ def check_pair(batch, patch):
     B, _, H, W = f2.shape
     N = (H // patch) * (W // patch)
     if f1.shape != f2.shape or tuple(noise.shape) != (B, N):
-        raise ValueError(f"f1 and f2 must both be (B, 3, H, W) and noise (B, N) = ({B}, {N}); "
-                         f"got f1 {tuple(f1.shape)}, f2 {tuple(f2.shape)}, noise {tuple(noise.shape)}")
+        got = ", ".join(f"{k} {tuple(batch[k].shape)}" for k in ("f1", "f2", "noise"))
+        raise ValueError(f"f1 and f2 must both be (B, 3, H, W) and noise (B, N) = ({B}, {N}); got {got}")
     return f1, f2, noise
 
 
-# ----------------------------------------------------------------------------
-# the model
-
-
 class SiamMAE(nn.Module):
-    """A ViT encoder shared by both frames, and a decoder that predicts f2's
-    masked patches from f2's few visible ones and all of f1 (Fig. 1)."""
+    """One ViT for both frames, a decoder that predicts f2's masked patches from its visible ones and f1 (Fig. 1)."""
 
     def __init__(self, cfg=None):
         super().__init__()
@@ -138,7 +133,7 @@ class SiamMAE(nn.Module):
         self.mask_token = nn.Parameter(torch.zeros(1, 1, cfg.decoder_dim))
         grid = cfg.img_size // cfg.patch
         self.register_buffer("decoder_pos", vit.sincos_pos_2d(grid, grid, cfg.decoder_dim)[None],
-                             persistent=False)            # (1, N, Dd), Dd = decoder width, fixed
+                             persistent=False)            # (1, N, Dd), fixed
         if cfg.decoder == "joint":   # self-attention over both frames' tokens
             blocks = [vit.Block(cfg.decoder_dim, cfg.decoder_heads, cfg.mlp_ratio) for _ in range(cfg.decoder_depth)]
         else:                        # f2 queries f1: cross-attn -> MLP (-> self-attn for cross_self)
@@ -174,8 +169,7 @@ class SiamMAE(nn.Module):
         -> (B, 1 + N, Dd), [CLS] first."""
         x = self.decoder_embed(x)                                                # (B, 1+n, Dd)
         patches = x[:, 1:] if ids_restore is None else vit.restore_tokens(x[:, 1:], ids_restore, self.mask_token)
-        pos = self.decoder_pos if (h, w) == self.encoder.grid else \
-            vit.sincos_pos_2d(h, w, self.cfg.decoder_dim)[None].to(x.device)     # (1, N, Dd), another size
+        pos = vit.sincos_pos_for(self.decoder_pos, self.encoder.grid, (h, w))   # (1, N, Dd)
         return torch.cat([x[:, :1], patches + pos], dim=1)                       # (B, 1+N, Dd)
 
     def decode(self, x1, x2, ids_restore, h, w):
@@ -204,7 +198,7 @@ class SiamMAE(nn.Module):
 
     def predict(self, batch):
         """The shared path of forward and reconstruct: -> pred (B, N, P), mask (B, N)."""
-        f1, f2, noise = check_pair(batch, self.cfg.patch)
+        f1, f2, noise = check_batch(batch, self.cfg.patch)
         B, _, H, W = f2.shape
         h, w = H // self.cfg.patch, W // self.cfg.patch
         # Sec. 3 "Masking": f1 0%, f2 95%, one fresh random mask per sample (noise drawn in `sample`)
@@ -225,10 +219,7 @@ class SiamMAE(nn.Module):
     def features(self, video):
         """(B, T, 3, H, W) -> (B, T, h, w, D): every frame encoded on its own,
         unmasked, patch tokens after the final norm (what label propagation uses)."""
-        vit.check_frames(video, self.cfg.patch, "video", ndim=5)
-        B, T, _, H, W = video.shape
-        x = self.encoder(video.reshape(B * T, 3, H, W))[:, 1:]                   # (B*T, N, D), drop [CLS]
-        return x.reshape(B, T, H // self.cfg.patch, W // self.cfg.patch, -1)    # (B, T, h, w, D)
+        return vit.frame_features(video, self.cfg.patch, self.encoder)          # (B, T, h, w, D)
 
     @torch.no_grad()
     def reconstruct(self, batch):
@@ -237,10 +228,5 @@ class SiamMAE(nn.Module):
         norm_pix_loss), "paste" = f2's visible patches + predicted masked ones,
         and the mask (B, N), 1 = masked."""
         pred, mask = self.predict(batch)                                         # (B, N, P), (B, N)
-        f1, f2 = batch["f1"], batch["f2"]
-        p, (H, W) = self.cfg.patch, f2.shape[-2:]
-        target = vit.patchify(f2, p)                                             # (B, N, P)
-        pred = vit.denormalize_patches(pred.float(), target) if self.cfg.norm_pix_loss else pred.float()
-        paste = torch.where(mask[..., None].bool(), pred, target)                # (B, N, P)
-        pred, paste = vit.unpatchify(pred, p, H // p, W // p), vit.unpatchify(paste, p, H // p, W // p)  # (B, 3, H, W)
-        return {"f1": f1, "f2": f2, "pred": pred, "paste": paste, "mask": mask}
+        pred, paste = vit.paste_patches(pred, batch["f2"], mask, self.cfg.patch, self.cfg.norm_pix_loss)  # (B, 3, H, W)
+        return {"f1": batch["f1"], "f2": batch["f2"], "pred": pred, "paste": paste, "mask": mask}

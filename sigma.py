@@ -41,7 +41,7 @@ class Config:
     dim: int = 128              # paper 384 (ViT-S)
     depth: int = 4              # paper 12
     heads: int = 4              # paper 6
-    mlp_ratio: float = 4.0      # paper 4
+    mlp_ratio: float = 4.0      # paper 4 (ViT)
     mask_ratio: float = 0.9     # paper 0.9, one spatial mask for all time slots ("tube" masking)
     # --- Psi's decoder: narrower than the encoder (VideoMAE; code ViT-S: 192 wide, 4 deep, 3 heads) ---
     decoder_dim: int = 64       # code 192 (half the encoder); tiny 64 (3D sin-cos needs a multiple of 16)
@@ -136,16 +136,6 @@ def sinkhorn(scores, epsilon=0.05, n_iters=10, distributed=None):
     return q
 
 
-def tubify(video, p, k):  # candidate for vit.py (patchify for tubes)
-    """(B, T, 3, H, W) -> (B, t*N, k*p*p*3), k = tubelet: each token is one tube's
-    pixels, flattened as (frame in tube, row, column, channel); tokens in the
-    time-major order of vit.TubeEmbed, so token i here is token i there."""
-    B, T, C, H, W = video.shape
-    x = video.reshape(B, T // k, k, C, H // p, p, W // p, p)                       # (B, t, k, 3, h, p, w, p)
-    x = x.permute(0, 1, 4, 6, 2, 5, 7, 3)                                          # (B, t, h, w, k, p, p, 3)
-    return x.reshape(B, (T // k) * (H // p) * (W // p), k * p * p * C)             # (B, t*N, k*p*p*3)
-
-
 def tube_masking(noise, t, ratio):
     """Sec. 4 / VideoMAE "tube" masking: MAE's random masking of N spatial positions
     from noise (B, N), the same ones in all t time slots. Over the t*N tubes (time-major):
@@ -180,45 +170,32 @@ def load_encoder(path, patch, feat_dim):
     return encoder.requires_grad_(False).eval()
 
 
-class TubeViT(nn.Module):  # candidate for vit.py (the video twin of vit.ViT)
-    """VideoMAE's encoder: tube embedding + fixed 3D sin-cos positions, pre-norm blocks
-    over the joint space-time sequence, final LayerNorm, no [CLS]. (B, T, 3, H, W),
-    ids_keep (B, m) -> (B, m, D) the kept tubes in that order (all t*N if None)."""
-
-    def __init__(self, img_size, num_frames, patch, tubelet, dim, depth, heads, mlp_ratio):
-        super().__init__()
-        self.patch, self.tubelet = patch, tubelet
-        self.grid = (num_frames // tubelet, img_size // patch, img_size // patch)      # (t, h, w)
-        self.tube_embed = vit.TubeEmbed(patch, dim, tubelet)
-        self.register_buffer("pos_embed", vit.sincos_pos_3d(*self.grid, dim)[None], persistent=False)  # (1, t*N, D)
-        self.blocks = nn.ModuleList([vit.Block(dim, heads, mlp_ratio) for _ in range(depth)])
-        self.norm = nn.LayerNorm(dim)
-
-    def pos_for(self, table, t, h, w):
-        """(1, t*h*w, D) 3D sin-cos positions: the cached `table` (1, t*N, D) on the default grid."""
-        return table if (t, h, w) == self.grid else vit.sincos_pos_3d(t, h, w, table.shape[-1])[None].to(table.device)
-
-    def forward(self, video, ids_keep=None):
-        t, h, w = video.shape[1] // self.tubelet, video.shape[3] // self.patch, video.shape[4] // self.patch
-        x = self.tube_embed(video) + self.pos_for(self.pos_embed, t, h, w)   # (B, t*N, D)
-        x = x if ids_keep is None else vit.gather_tokens(x, ids_keep)              # (B, m, D)
-        for block in self.blocks:
-            x = block(x)
-        return self.norm(x)
-
-
 # ----------------------------------------------------------------------------
 # the model
 
 
+def check_batch(batch, patch, tubelet):
+    """video (B, T, 3, H, W) with T divisible by tubelet and noise (B, N), or a ValueError."""
+    video, noise = batch["video"], batch["noise"]
+    vit.check_frames(video, patch, "video", ndim=5)
+    B, T, _, H, W = video.shape
+    N = (H // patch) * (W // patch)
+    if T % tubelet or tuple(noise.shape) != (B, N):
+        got = ", ".join(f"{k} {tuple(batch[k].shape)}" for k in ("video", "noise"))
+        raise ValueError(f"video must be (B, T, 3, H, W) with T divisible by tubelet={tubelet} and noise "
+                         f"(B, N) = ({B}, {N}); got {got}")
+    return video, noise
+
+
 class SIGMA(nn.Module):
+    """Psi, a VideoMAE that predicts phi's features of the masked tubes, both scored against K prototypes (Sec. 3)."""
 
     def __init__(self, cfg=None):
         super().__init__()
         self.cfg = cfg = cfg or Config()
         # Sec. 3.1: the video model Psi, an asymmetric encoder-decoder (VideoMAE)
-        self.encoder = TubeViT(cfg.img_size, cfg.num_frames, cfg.patch, cfg.tubelet, cfg.dim, cfg.depth,
-                               cfg.heads, cfg.mlp_ratio)
+        self.encoder = vit.TubeViT(cfg.img_size, cfg.num_frames, cfg.patch, cfg.tubelet, cfg.dim, cfg.depth,
+                                   cfg.heads, cfg.mlp_ratio)
         self.decoder_embed = nn.Linear(cfg.dim, cfg.decoder_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, cfg.decoder_dim))
         pos = vit.sincos_pos_3d(*self.encoder.grid, cfg.decoder_dim)[None]        # (1, t*N, Dd), fixed
@@ -248,24 +225,24 @@ class SIGMA(nn.Module):
         """Psi's decoder (VideoMAE): visible tubes back among [MASK] tokens, positions, blocks,
         a head to the feature space. latent (B, t*n, D), ids_restore (B, t*N) -> x^Psi of every tube (B, t*N, F)."""
         x = vit.restore_tokens(self.decoder_embed(latent), ids_restore, self.mask_token)  # (B, t*N, Dd)
-        x = x + self.encoder.pos_for(self.decoder_pos, t, h, w)
+        x = x + vit.sincos_pos_for(self.decoder_pos, self.encoder.grid, (t, h, w))        # (B, t*N, Dd)
         for block in self.decoder_blocks:
             x = block(x)
         return self.decoder_pred(self.decoder_norm(x))                            # (B, t*N, F)
 
-    def project(self, video, ids=None):
-        """Sec. 3.2: phi's features x^phi of the tubes at ids (B, m) ("inverse
-        masking": the masked ones), or of all t*N tubes: (B, T, 3, H, W) -> (B, m, F)."""
+    def phi(self, video, ids=None):
+        """Sec. 3.2: the projection network phi, its features x^phi of the tubes at ids (B, m)
+        ("inverse masking": the masked ones), or of all t*N tubes: (B, T, 3, H, W) -> (B, m, F)."""
         cfg = self.cfg
         if self.projector is not None:
-            tubes = tubify(video, cfg.patch, cfg.tubelet)                         # (B, t*N, k*p*p*3)
+            tubes = vit.tubify(video, cfg.patch, cfg.tubelet)                     # (B, t*N, k*p*p*3)
             tubes = tubes if ids is None else vit.gather_tokens(tubes, ids)       # (B, m, k*p*p*3)
             # each tube normalized by its own statistics (MAE's norm_pix; code: per colour channel)
             return self.projector(vit.normalize_patches(tubes))                   # (B, m, F)
-        B, T, _, H, W = video.shape
+        B, T = video.shape[:2]
         with torch.no_grad():   # frozen phi: per-frame patch tokens, a tube = the mean of its frames
-            x = self.frozen_encoder(video.reshape(B * T, 3, H, W))[:, 1:]         # (B*T, N, F), drop [CLS]
-            x = x.reshape(B, T // cfg.tubelet, cfg.tubelet, x.shape[1], -1).mean(2).flatten(1, 2)  # (B, t*N, F)
+            x = vit.frame_features(video, cfg.patch, self.frozen_encoder)         # (B, T, h, w, F)
+            x = x.reshape(B, T // cfg.tubelet, cfg.tubelet, -1, x.shape[-1]).mean(2).flatten(1, 2)  # (B, t*N, F)
             # code: each channel standardized over the video's tubes ("normlize_target"), then phi = identity
             x = (x - x.mean(dim=1, keepdim=True)) / (x.var(dim=1, keepdim=True) + 1e-6) ** 0.5
         return x if ids is None else vit.gather_tokens(x, ids)                    # (B, m, F)
@@ -298,15 +275,12 @@ class SIGMA(nn.Module):
         return {"loss": ce_phi + ce_psi, "ce_phi": ce_phi.detach(), "ce_psi": ce_psi.detach(),
                 "usage_entropy": entropy, "phi_std": phi_std}
 
-    def run(self, batch):
-        """forward's and reconstruct's path: -> x^Psi (B, t*N, F), ids_mask (B, t*(N-n)), mask (B, t*N)."""
-        video, noise, cfg = batch["video"], batch["noise"], self.cfg
-        vit.check_frames(video, cfg.patch, "video", ndim=5)
+    def predict(self, batch):
+        """The shared path of forward and reconstruct: -> x^Psi (B, t*N, F), ids_mask (B, t*(N-n)), mask (B, t*N)."""
+        cfg = self.cfg
+        video, noise = check_batch(batch, cfg.patch, cfg.tubelet)
         B, T, _, H, W = video.shape
         t, h, w = T // cfg.tubelet, H // cfg.patch, W // cfg.patch
-        if T % cfg.tubelet or tuple(noise.shape) != (B, h * w):
-            raise ValueError(f"video must be (B, T, 3, H, W) with T divisible by tubelet={cfg.tubelet} and noise (B, N)"
-                             f" = ({B}, {h * w}); got video {tuple(video.shape)}, noise {tuple(noise.shape)}")
         if cfg.renorm_prototypes and self.prototypes is not None:   # code: C renormalized in place
             self.prototypes.data.copy_(F.normalize(self.prototypes.data, dim=1))
         ids_keep, ids_restore, ids_mask, mask = tube_masking(noise.to(video.device), t, cfg.mask_ratio)
@@ -314,8 +288,8 @@ class SIGMA(nn.Module):
         return x_psi, ids_mask, mask
 
     def forward(self, batch):
-        x_psi, ids_mask, _ = self.run(batch)   # Fig. 2: Psi and phi on the same masked tubes
-        return self.loss(vit.gather_tokens(x_psi, ids_mask), self.project(batch["video"], ids_mask))
+        x_psi, ids_mask, _ = self.predict(batch)   # Fig. 2: Psi and phi on the same masked tubes
+        return self.loss(vit.gather_tokens(x_psi, ids_mask), self.phi(batch["video"], ids_mask))
 
     @torch.no_grad()
     def features(self, video):
@@ -339,10 +313,10 @@ class SIGMA(nn.Module):
         "assign_psi" Psi's prediction for the masked tubes (-1 on visible ones)."""
         video, (k, p) = batch["video"], (self.cfg.tubelet, self.cfg.patch)
         B, T, _, H, W = video.shape
-        x_psi, _, mask = self.run(batch)                                          # (B, t*N, F), (B, t*N)
+        x_psi, _, mask = self.predict(batch)                                      # (B, t*N, F), (B, t*N)
         frames = lambda a: a.reshape(B, T // k, H // p, W // p).repeat_interleave(k, dim=1)   # (B, T, h, w)
         out = {"video": video, "mask": frames(mask)}
         if self.prototypes is not None:
             out["assign_psi"] = frames(torch.where(mask.bool(), self.scores(x_psi).argmax(-1), -1))
-            out["assign_phi"] = frames(self.scores(self.project(video)).argmax(-1))
+            out["assign_phi"] = frames(self.scores(self.phi(video)).argmax(-1))
         return out

@@ -131,19 +131,6 @@ def sample(clip, cfg, generator):
 # helpers
 
 
-def check_views(batch, patch):
-    """f1, f2 (B, 3, H, W) of one shape and noise1, noise2 (B, N), or a ValueError."""
-    f1, f2, n1, n2 = batch["f1"], batch["f2"], batch["noise1"], batch["noise2"]
-    vit.check_frames(f1, patch, "f1")
-    vit.check_frames(f2, patch, "f2")
-    B, _, H, W = f2.shape
-    N = (H // patch) * (W // patch)
-    if f1.shape != f2.shape or tuple(n1.shape) != (B, N) or tuple(n2.shape) != (B, N):
-        got = ", ".join(f"{k} {tuple(batch[k].shape)}" for k in ("f1", "f2", "noise1", "noise2"))
-        raise ValueError(f"f1 and f2 must both be (B, 3, H, W) and noise1, noise2 (B, N) = ({B}, {N}); got {got}")
-    return f1, f2, n1, n2
-
-
 def pool(x, kind="mean", p=3.0, eps=1e-6):
     """Omega (Sec. 3.2, Table 3b) over encoder outputs x (B, 1 + n, D) after
     the final norm: [CLS] (first) is left out, the n visible patch tokens are
@@ -211,7 +198,21 @@ def lam_at(step, cfg):
 # the model
 
 
+def check_batch(batch, patch):
+    """f1, f2 (B, 3, H, W) of one shape and noise1, noise2 (B, N), or a ValueError."""
+    f1, f2, n1, n2 = batch["f1"], batch["f2"], batch["noise1"], batch["noise2"]
+    vit.check_frames(f1, patch, "f1")
+    vit.check_frames(f2, patch, "f2")
+    B, _, H, W = f2.shape
+    N = (H // patch) * (W // patch)
+    if f1.shape != f2.shape or tuple(n1.shape) != (B, N) or tuple(n2.shape) != (B, N):
+        got = ", ".join(f"{k} {tuple(batch[k].shape)}" for k in ("f1", "f2", "noise1", "noise2"))
+        raise ValueError(f"f1 and f2 must both be (B, 3, H, W) and noise1, noise2 (B, N) = ({B}, {N}); got {got}")
+    return f1, f2, n1, n2
+
+
 class ViCMAE(nn.Module):
+    """One ViT for both views, MAE's decoder for each, and InfoNCE between their pooled tokens (Sec. 3.2)."""
 
     def __init__(self, cfg=None):
         super().__init__()
@@ -246,17 +247,16 @@ class ViCMAE(nn.Module):
         prediction for every patch (B, N, p*p*3), as MAE's decoder."""
         x = self.decoder_embed(x)                                                # (B, 1+n, Dd)
         patches = vit.restore_tokens(x[:, 1:], ids_restore, self.mask_token)     # (B, N, Dd)
-        pos = self.decoder_pos if (h, w) == self.encoder.grid else \
-            vit.sincos_pos_2d(h, w, self.cfg.decoder_dim)[None].to(x.device)     # (1, N, Dd), another size
+        pos = vit.sincos_pos_for(self.decoder_pos, self.encoder.grid, (h, w))   # (1, N, Dd)
         x = torch.cat([x[:, :1], patches + pos], dim=1)                          # (B, 1+N, Dd), [CLS] kept as in MAE
         for block in self.decoder_blocks:
             x = block(x)
         return self.decoder_pred(self.decoder_norm(x))[:, 1:]                    # (B, N, p*p*3), drop [CLS]
 
-    def project(self, x1, x2):
-        """p = P(Omega(x1)) / ||.||, z = T(Omega(x2)) / ||.|| (Sec. 3.2).
-        x1, x2 (B, 1 + n, D) -> p, z (B, K). Each view is its own BatchNorm
-        batch, as in the official code (one batch per head call)."""
+    def heads(self, x1, x2):
+        """The predictor and target heads (Sec. 3.2): p = P(Omega(x1)) / ||.||,
+        z = T(Omega(x2)) / ||.||. x1, x2 (B, 1 + n, D) -> p, z (B, K). Each view
+        is its own BatchNorm batch, as in the official code (one batch per head call)."""
         target = self.predictor if self.target is None else self.target
         p = self.predictor(pool(x1, self.cfg.pool, self.cfg.gem_p))             # (B, K)
         z = target(pool(x2, self.cfg.pool, self.cfg.gem_p))                     # (B, K)
@@ -279,7 +279,7 @@ class ViCMAE(nn.Module):
         """The shared path of forward and reconstruct: both views as one batch
         of 2B frames (f1s then f2s) -> frames (2B, 3, H, W), encoder output
         x (2B, 1 + n, D), pred (2B, N, P), mask (2B, N)."""
-        f1, f2, n1, n2 = check_views(batch, self.cfg.patch)
+        f1, f2, n1, n2 = check_batch(batch, self.cfg.patch)
         B, _, H, W = f2.shape
         h, w = H // self.cfg.patch, W // self.cfg.patch
         frames, noise = torch.cat([f1, f2]), torch.cat([n1, n2]).to(f2.device)   # (2B, 3, H, W), (2B, N)
@@ -294,17 +294,14 @@ class ViCMAE(nn.Module):
             raise ValueError(f"training needs >= 2 pairs per process (BatchNorm1d in P and T, in-batch "
                              f"negatives of Eq. 3); got f1 of shape {tuple(batch['f1'].shape)}")
         frames, x, pred, mask = self.predict(batch)
-        p, z = self.project(x[:B], x[B:])                                        # (B, K) each
+        p, z = self.heads(x[:B], x[B:])                                        # (B, K) each
         return self.loss(pred, frames, mask, p, z, batch.get("step"))
 
     @torch.no_grad()
     def features(self, video):
         """(B, T, 3, H, W) -> (B, T, h, w, D): every frame encoded on its own,
-        unmasked, patch tokens after the final norm."""
-        vit.check_frames(video, self.cfg.patch, "video", ndim=5)
-        B, T, _, H, W = video.shape
-        x = self.encoder(video.reshape(B * T, 3, H, W))[:, 1:]                   # (B*T, N, D), drop [CLS]
-        return x.reshape(B, T, H // self.cfg.patch, W // self.cfg.patch, -1)    # (B, T, h, w, D)
+        unmasked, patch tokens after the final norm (what label propagation uses)."""
+        return vit.frame_features(video, self.cfg.patch, self.encoder)          # (B, T, h, w, D)
 
     @torch.no_grad()
     def embed(self, video):
@@ -323,10 +320,6 @@ class ViCMAE(nn.Module):
         the true patches' statistics when norm_pix_loss), "paste" = visible
         patches + predicted masked ones, and the mask (B, 2, N), 1 = masked."""
         frames, _, pred, mask = self.predict(batch)                              # (2B, N, P), (2B, N)
-        p, (H, W) = self.cfg.patch, frames.shape[-2:]
-        target = vit.patchify(frames, p)                                         # (2B, N, P)
-        pred = vit.denormalize_patches(pred.float(), target) if self.cfg.norm_pix_loss else pred.float()
-        paste = torch.where(mask[..., None].bool(), pred, target)                # (2B, N, P)
-        pred, paste = vit.unpatchify(pred, p, H // p, W // p), vit.unpatchify(paste, p, H // p, W // p)  # (2B, 3, H, W)
+        pred, paste = vit.paste_patches(pred, frames, mask, self.cfg.patch, self.cfg.norm_pix_loss)  # (2B, 3, H, W)
         two = lambda t: torch.stack(t.chunk(2), dim=1)                           # (2B, ...) -> (B, 2, ...)
         return {"f1": batch["f1"], "f2": batch["f2"], "pred": two(pred), "paste": two(paste), "mask": two(mask)}

@@ -2,10 +2,12 @@
 
 Everything a masked autoencoder needs and nothing else, in the order a reader
 meets it in the MAE paper (He et al. 2022, https://arxiv.org/abs/2111.06377):
-patchify / unpatchify, patch and tube embeddings, fixed sin-cos ("Fourier")
-position encodings, MAE's random masking, attention (self or cross), the
-transformer blocks, the per-frame ViT encoder, MAE's initialization, and the
-per-patch normalized pixel loss.
+patchify / unpatchify (and tubify, its video twin), the per-patch normalized
+pixel loss, patch and tube embeddings, fixed sin-cos ("Fourier") position
+encodings, MAE's random masking, attention (self or cross), the transformer
+blocks, MAE's initialization, the per-frame ViT encoder and its video twin
+(VideoMAE's tube ViT), and the mechanics that several method files share
+(dense per-frame features, the reconstruction paste for display).
 
 Shape legend (used in every `# (...)` comment of the project):
     B  batch                      T  frames
@@ -60,6 +62,17 @@ def unpatchify(tokens, p, h, w):
     x = tokens.reshape(B, h, w, p, p, 3)               # (B, h, w, p, p, 3)
     x = x.permute(0, 5, 1, 3, 2, 4)                    # (B, 3, h, p, w, p)
     return x.reshape(B, 3, h * p, w * p)               # (B, 3, H, W)
+
+
+def tubify(video, p, k):
+    """(B, T, 3, H, W) -> (B, t*N, k*p*p*3), k = tubelet, t = T // k: `patchify`
+    for tubes. Each token is one tube's pixels, flattened as (frame in tube,
+    row, column, channel); tokens in the time-major order of TubeEmbed, so
+    token i here is token i there."""
+    B, T, C, H, W = video.shape
+    x = video.reshape(B, T // k, k, C, H // p, p, W // p, p)                       # (B, t, k, 3, h, p, w, p)
+    x = x.permute(0, 1, 4, 6, 2, 5, 7, 3)                                          # (B, t, h, w, k, p, p, 3)
+    return x.reshape(B, (T // k) * (H // p) * (W // p), k * p * p * C)             # (B, t*N, k*p*p*3)
 
 
 def normalize_patches(target, eps=1e-6):
@@ -165,6 +178,18 @@ def sincos_pos_3d(t, h, w, dim):
     rows = torch.arange(h).repeat_interleave(w).repeat(t)
     cols = torch.arange(w).repeat(h * t)
     return torch.cat([sincos_1d(times, dt), sincos_1d(rows, ds), sincos_1d(cols, ds)], dim=1)
+
+
+def sincos_pos_for(table, table_grid, grid):
+    """(1, L, D) fixed positions for the token grid `grid`, (h, w) or (t, h, w):
+    the cached `table` (1, L, D) when `grid` is the grid it was built for
+    (`table_grid`), else sincos_pos_2d / sincos_pos_3d recomputed for `grid`
+    on the table's device. The encodings are fixed, not learned, so a model
+    runs on frames (or clips) of another size than it was built for."""
+    if tuple(grid) == tuple(table_grid):
+        return table
+    make = sincos_pos_2d if len(grid) == 2 else sincos_pos_3d
+    return make(*grid, table.shape[-1])[None].to(table.device)
 
 
 # ----------------------------------------------------------------------------
@@ -321,7 +346,7 @@ def init_weights(m):
 
 
 # ----------------------------------------------------------------------------
-# the per-frame encoder
+# the encoders: per frame (ViT) and per clip (TubeViT)
 
 
 class ViT(nn.Module):
@@ -355,18 +380,12 @@ class ViT(nn.Module):
         self.apply(init_weights)
         nn.init.normal_(self.cls_token, std=0.02)
 
-    def pos_for(self, h, w):
-        """(1, h*w, D) positions for an h x w grid (the cached one if default)."""
-        if (h, w) == self.grid:
-            return self.pos_embed
-        return sincos_pos_2d(h, w, self.dim)[None].to(self.pos_embed.device)
-
     def embed(self, x, ids_keep=None):
         """(B, 3, H, W) -> (B, n, D) positioned patch tokens, only the kept
         ones when ids_keep (B, n) is given."""
         check_frames(x, self.patch, "frames")
         h, w = x.shape[-2] // self.patch, x.shape[-1] // self.patch
-        tokens = self.patch_embed(x) + self.pos_for(h, w)               # (B, N, D)
+        tokens = self.patch_embed(x) + sincos_pos_for(self.pos_embed, self.grid, (h, w))   # (B, N, D)
         return tokens if ids_keep is None else gather_tokens(tokens, ids_keep)  # (B, n, D)
 
     def encode_tokens(self, tokens):
@@ -379,6 +398,66 @@ class ViT(nn.Module):
 
     def forward(self, x, ids_keep=None):
         return self.encode_tokens(self.embed(x, ids_keep))
+
+
+class TubeViT(nn.Module):
+    """VideoMAE's encoder, the video twin of ViT: tube embedding + fixed 3D sin-cos positions,
+    pre-norm blocks over the joint space-time sequence, final LayerNorm, no [CLS]. (B, T, 3, H, W),
+    ids_keep (B, m) -> (B, m, D) the kept tubes in that order (all t*N if None)."""
+
+    def __init__(self, img_size, num_frames, patch, tubelet, dim, depth, heads, mlp_ratio):
+        super().__init__()
+        self.patch, self.tubelet = patch, tubelet
+        self.grid = (num_frames // tubelet, img_size // patch, img_size // patch)      # (t, h, w)
+        self.tube_embed = TubeEmbed(patch, dim, tubelet)
+        self.register_buffer("pos_embed", sincos_pos_3d(*self.grid, dim)[None], persistent=False)  # (1, t*N, D)
+        self.blocks = nn.ModuleList([Block(dim, heads, mlp_ratio) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, video, ids_keep=None):
+        t, h, w = video.shape[1] // self.tubelet, video.shape[3] // self.patch, video.shape[4] // self.patch
+        x = self.tube_embed(video) + sincos_pos_for(self.pos_embed, self.grid, (t, h, w))   # (B, t*N, D)
+        x = x if ids_keep is None else gather_tokens(x, ids_keep)                         # (B, m, D)
+        for block in self.blocks:
+            x = block(x)
+        return self.norm(x)
+
+
+# ----------------------------------------------------------------------------
+# what the method files' `features` and `reconstruct` share
+
+
+def frame_features(video, patch, encode_frames):
+    """Dense features of a video with every frame encoded on its own:
+    video (B, T, 3, H, W) -> (B, T, h, w, D), h = H // patch, w = W // patch.
+
+    `encode_frames` is any callable (B*T, 3, H, W) -> (B*T, L, D) whose LAST
+    N = h * w tokens are the frame's patch tokens in row-major order; tokens
+    before them ([CLS]) are dropped. A vit.ViT is one (L = 1 + N, [CLS] first);
+    so is `lambda f: vit.patchify(f, patch)` (L = N, D = patch * patch * 3: raw
+    pixels as features). No torch.no_grad here: callers that only read
+    features wrap the call in it."""
+    check_frames(video, patch, "video", ndim=5)
+    B, T, _, H, W = video.shape
+    N = (H // patch) * (W // patch)
+    x = encode_frames(video.reshape(B * T, 3, H, W))                    # (B*T, L, D)
+    if x.dim() != 3 or x.shape[0] != B * T or x.shape[1] < N:
+        raise ValueError(f"encode_frames must map (B*T, 3, H, W) to (B*T, L >= N, D) = ({B * T}, >= {N}, D); "
+                         f"got {tuple(x.shape)}")
+    return x[:, -N:].reshape(B, T, H // patch, W // patch, -1)          # (B, T, h, w, D), [CLS] dropped
+
+
+def paste_patches(pred, frames, mask, patch, norm_pix=False):
+    """For display: pred (B, N, p*p*3), a prediction for every patch of frames
+    (B, 3, H, W), and mask (B, N), 1 = masked -> two fp32 images (B, 3, H, W):
+    the prediction in pixels (de-normalized with the true patches' statistics
+    when norm_pix, i.e. when it was made in normalized-patch space) and the
+    paste, the frames' visible patches with the predicted masked ones."""
+    p, (H, W) = patch, frames.shape[-2:]
+    target = patchify(frames, p)                                        # (B, N, P)
+    pred = denormalize_patches(pred.float(), target) if norm_pix else pred.float()
+    paste = torch.where(mask[..., None].bool(), pred, target)           # (B, N, P)
+    return unpatchify(pred, p, H // p, W // p), unpatchify(paste, p, H // p, W // p)   # (B, 3, H, W) each
 
 
 def count_params(module):

@@ -99,17 +99,18 @@ def test_sample_rejects_bad_clips():
 
 def test_core_step_is_the_four_equations():
     torch.manual_seed(0)
-    core = R.GatedCore(dim=16, depth=2, heads=2, mlp_ratio=2.0)
+    core = R.GatedTransformerCore(dim=16, depth=2, heads=2, mlp_ratio=2.0)
     with torch.no_grad():
         core.state_scale.uniform_(0.5, 1.5)                                    # so a missing scale would show
     e, s = torch.randn(2, 5, 16), torch.randn(2, 5, 16) * 3 + 1
-    Weu, Wsu, Wer, Wsr = (m.weight for m in (core.w_eu, core.w_su, core.w_er, core.w_sr))
+    W = (core.w_input_update, core.w_state_update, core.w_input_reset, core.w_state_reset)   # W_e^u W_s^u W_e^r W_s^r
+    Weu, Wsu, Wer, Wsr = (m.weight for m in W)
     u = torch.sigmoid(e @ Weu.T + s @ Wsu.T)
     r = torch.sigmoid(e @ Wer.T + s @ Wsr.T)
     ln = (s - s.mean(-1, keepdim=True)) / torch.sqrt(s.var(-1, unbiased=False, keepdim=True) + 1e-4) * core.state_scale
     h = core.tx(e, r * ln)                                                     # Tx(q = e_t, kv = r_t * LN(s_{t-1}))
     assert torch.allclose(core(e, s), (1 - u) * s + u * h, atol=1e-5)
-    assert all(m.bias is None for m in (core.w_eu, core.w_su, core.w_er, core.w_sr))   # bias-free W
+    assert all(m.bias is None for m in W)                                      # bias-free W
     # W acts on the feature dimension, shared across tokens: permuting tokens permutes the gates
     # (Tx is permutation-equivariant too: the core itself adds no positions)
     perm = torch.randperm(5)
@@ -123,9 +124,9 @@ def test_initial_state_is_zero_and_core_unrolls_from_it():
     assert s0.shape == (2, 1 + 64, cfg.dim) and torch.count_nonzero(s0) == 0   # per token, [CLS] included
     x = torch.randn(2, 3, 1 + 64, cfg.dim)
     with torch.no_grad():
-        o, last = model.core(x)
-        s1 = model.rnn(x[:, 0], torch.zeros(2, 65, cfg.dim))
-        s2 = model.rnn(x[:, 1], s1)
+        o, last = model.unroll(x)
+        s1 = model.core(x[:, 0], torch.zeros(2, 65, cfg.dim))
+        s2 = model.core(x[:, 1], s1)
     assert torch.allclose(o[:, 0], s1, atol=1e-6) and torch.allclose(o[:, 1], s2, atol=1e-6)   # o_t = s_t
     assert torch.equal(last, o[:, -1])
 
@@ -139,8 +140,8 @@ def test_update_gate_shut_freezes_the_state():
         assert not torch.allclose(moved, s)                                    # control: normally the state moves
         model.encoder.norm.weight.zero_()
         model.encoder.norm.bias.fill_(1.0)                                     # every e_t is the all-ones vector
-        model.rnn.w_su.weight.zero_()
-        model.rnn.w_eu.weight.fill_(-10.0)                                     # W_e^u e_t = -10 D: u_t = 0
+        model.core.w_state_update.weight.zero_()
+        model.core.w_input_update.weight.fill_(-10.0)                          # W_e^u e_t = -10 D: u_t = 0
         state = s
         for t in range(5):
             _, state = model.step(video[:, t], state)
@@ -172,14 +173,14 @@ def test_streaming_equals_batch():
     with torch.no_grad():
         # training path: all frames through the encoder at once, then the core unrolled
         x = model.encoder(video.flatten(0, 1)).view(2, 7, 65, -1)
-        o, _ = model.core(x)
+        o, _ = model.unroll(x)
         # streaming in two chunks, the state handed over between them
         state, chunks = None, []
         for t in range(7):
             f, state = model.step(video[:, t], state)
             chunks.append(f)
-        _, mid = model.core(x[:, :4])
-        rest, _ = model.core(x[:, 4:], mid)
+        _, mid = model.unroll(x[:, :4])
+        rest, _ = model.unroll(x[:, 4:], mid)
     assert torch.allclose(o[:, :, 1:].reshape(feats.shape), feats, atol=1e-5)
     assert torch.allclose(torch.stack(chunks, 1), feats, atol=1e-5)
     assert torch.allclose(rest, o[:, 4:], atol=1e-5)
@@ -190,7 +191,7 @@ def test_features_memory_is_flat_in_time():
     # (counted at each core step; features encodes frames in chunks of 16, so compare the same
     # place in the first and the fourth chunk)
     model = model_(cfg_())
-    calls, counts, core_step = [], {}, model.rnn.forward
+    calls, counts, core_step = [], {}, model.core.forward
 
     def counting_core_step(e, s):
         calls.append(1)
@@ -198,7 +199,7 @@ def test_features_memory_is_flat_in_time():
             gc.collect()
             counts[len(calls)] = sum(1 for o in gc.get_objects() if issubclass(type(o), torch.Tensor))
         return core_step(e, s)
-    model.rnn.forward = counting_core_step
+    model.core.forward = counting_core_step
     model.features(torch.rand(1, 64, 3, 32, 32))
     assert len(calls) == 64 and counts[51] == counts[3], counts
 
@@ -206,7 +207,7 @@ def test_features_memory_is_flat_in_time():
 def test_self_attention_core_sees_all_frames_and_their_order():
     cfg = cfg_(core="sa")
     model = model_(cfg)
-    assert not hasattr(model.rnn, "w_eu") and len(model.rnn.blocks) == cfg.core_depth
+    assert not hasattr(model.core, "w_input_update") and len(model.core.blocks) == cfg.core_depth
     video = torch.rand(1, 4, 3, 32, 32)
     feats = model.features(video)
     later = video.clone()
@@ -250,7 +251,7 @@ def test_decoder_reads_all_source_frames():
     ids_keep, ids_restore, _ = vit.random_masking(2, 64, cfg.mask_ratio, noise=batch["noise"].flatten(0, 1))
     with torch.no_grad():
         x_src, x_tgt = model.encode(batch["source"], batch["target"], ids_keep)
-        o, _ = model.core(x_src)
+        o, _ = model.unroll(x_src)
         a = model.decode(o, x_tgt, ids_restore, batch["delta"], 8, 8)
         o2 = o.clone()
         o2[:, 0] = torch.randn_like(o2[:, 0])                                  # the first source frame's outputs only
@@ -299,8 +300,9 @@ def test_a_training_step_reaches_every_parameter(kw):
     if kw.get("n_source") == 1:
         # one source frame: the core only ever sees s_0 = 0, so kv = r * LN(0) = 0 and everything that
         # reads the state gets no gradient, by the equations: the SiamMAE-like case of Table 3a
-        assert {"rnn.w_su.weight", "rnn.w_sr.weight", "rnn.w_er.weight", "rnn.state_scale"} <= no_grad
-        assert all(n.startswith("rnn.") for n in no_grad) and "rnn.w_eu.weight" not in no_grad
+        assert {"core.w_state_update.weight", "core.w_state_reset.weight", "core.w_input_reset.weight",
+                "core.state_scale"} <= no_grad
+        assert all(n.startswith("core.") for n in no_grad) and "core.w_input_update.weight" not in no_grad
     else:
         assert no_grad == set()
     assert torch.isfinite(out["loss"])

@@ -138,16 +138,6 @@ def test_sinkhorn_all_reduces_over_ranks():
 # tubes and tube masking (Sec. 4)
 
 
-def test_tubify_matches_tube_embedding_order():
-    """A TubeEmbed is a linear map of tubify's rows, token for token."""
-    torch.manual_seed(0)
-    emb = vit.TubeEmbed(patch=4, dim=5, tubelet=2)
-    video = torch.rand(2, 6, 3, 8, 12)
-    w = emb.proj.weight.permute(0, 2, 3, 4, 1).reshape(5, -1)      # (D, k, p, p, 3) flattened as tubify
-    want = sigma.tubify(video, 4, 2) @ w.t() + emb.proj.bias
-    assert torch.allclose(emb(video), want, atol=1e-5)             # (B, t*N, D), t*N = 3 * 2 * 3
-
-
 def test_tube_masking_shares_the_spatial_mask_and_is_exact():
     noise = torch.rand(3, 100, generator=torch.Generator().manual_seed(0))
     ids_keep, ids_restore, ids_mask, mask = sigma.tube_masking(noise, t=4, ratio=0.9)
@@ -163,12 +153,12 @@ def test_tube_masking_shares_the_spatial_mask_and_is_exact():
 def test_psi_sees_only_visible_tubes():
     cfg = small_cfg()
     model, batch = sigma.SIGMA(cfg), make_batch(cfg)
-    x_psi, ids_mask, mask = model.run(batch)
+    x_psi, ids_mask, mask = model.predict(batch)
     # scramble the pixels of every masked tube: Psi's output must not change
     m = mask.view(2, 2, 4, 4)[:, 0].repeat_interleave(8, 1).repeat_interleave(8, 2)   # (B, H, W) pixels
     video = torch.where(m[:, None, None].bool(), torch.rand_like(batch["video"]), batch["video"])
     assert not torch.equal(video, batch["video"])
-    assert torch.allclose(model.run({**batch, "video": video})[0], x_psi, atol=1e-6)
+    assert torch.allclose(model.predict({**batch, "video": video})[0], x_psi, atol=1e-6)
     assert ids_mask.shape == (2, 2 * 12)                           # 75% of 16 tubes masked in 2 slots
 
 
@@ -309,7 +299,7 @@ def test_projector_from_a_checkpoint(tmp_path):
     with torch.no_grad():
         x = enc(video.flatten(0, 1))[:, 1:].reshape(2, 2, 2, 16, 16).mean(2).flatten(1, 2)   # (B, t*N, F)
         want = (x - x.mean(1, keepdim=True)) / (x.var(1, keepdim=True) + 1e-6).sqrt()
-    assert torch.allclose(model.project(video), want, atol=1e-5)
+    assert torch.allclose(model.phi(video), want, atol=1e-5)
     model(batch)["loss"].backward()
     assert all(p.grad is None and not p.requires_grad for p in model.frozen_encoder.parameters())
     assert model.prototypes.grad.abs().sum() > 0 and model.projector is None

@@ -157,15 +157,15 @@ def test_heads(share):
     assert kinds == [nn.Linear, nn.BatchNorm1d, nn.ReLU] * 2 + [nn.Linear]
     assert (model.target is None) == share
     x = torch.randn(4, 1 + 4, 32)
-    p, z = model.project(x, x.clone())
+    p, z = model.heads(x, x.clone())
     assert torch.allclose(p.norm(dim=-1), torch.ones(4)) and torch.allclose(z.norm(dim=-1), torch.ones(4))
     assert torch.allclose(p, z) == share                              # same view, same head iff shared
     y = x.clone()
     y[:, 0] = 5.0
-    assert torch.allclose(model.project(y, y)[0], p)                  # [CLS] does not reach P
+    assert torch.allclose(model.heads(y, y)[0], p)                  # [CLS] does not reach P
     model.train()                                                     # each view is its own BatchNorm batch,
-    p_a, _ = model.project(x, x)                                      # so in training p does not depend on
-    assert torch.allclose(model.project(x, torch.randn_like(x))[0], p_a, atol=1e-6)   # the other view
+    p_a, _ = model.heads(x, x)                                      # so in training p does not depend on
+    assert torch.allclose(model.heads(x, torch.randn_like(x))[0], p_a, atol=1e-6)   # the other view
 
 
 def test_lambda_schedule():
@@ -215,7 +215,7 @@ def test_both_losses_send_gradient_into_the_encoder():
     model, batch = vicmae.ViCMAE(cfg), make_batch(cfg)
     frames, x, pred, mask = model.predict(batch)
     l_mask = vit.masked_mse(pred, vit.patch_targets(frames, 8), mask)
-    l_neg = vicmae.info_nce(*model.project(x[:4], x[4:]), cfg.tau)
+    l_neg = vicmae.info_nce(*model.heads(x[:4], x[4:]), cfg.tau)
     enc = list(model.encoder.blocks.parameters())
     g_mask = torch.autograd.grad(l_mask, enc + list(model.predictor.parameters()), retain_graph=True,
                                  allow_unused=True)

@@ -214,3 +214,101 @@ def test_init_weights_handles_layernorm_without_bias():
     m = nn.Sequential(nn.LayerNorm(8, bias=False), nn.LayerNorm(8, elementwise_affine=False), nn.Linear(8, 8, bias=False))
     m.apply(vit.init_weights)
     assert torch.all(m[0].weight == 1)
+
+
+# ----------------------------------------------------------------------------
+# tubes and the tube ViT (moved here from sigma.py with the code)
+
+
+def test_tubify_matches_tube_embedding_order():
+    """A TubeEmbed is a linear map of tubify's rows, token for token."""
+    torch.manual_seed(0)
+    emb = vit.TubeEmbed(patch=4, dim=5, tubelet=2)
+    video = torch.rand(2, 6, 3, 8, 12)
+    w = emb.proj.weight.permute(0, 2, 3, 4, 1).reshape(5, -1)      # (D, k, p, p, 3) flattened as tubify
+    want = vit.tubify(video, 4, 2) @ w.t() + emb.proj.bias
+    assert torch.allclose(emb(video), want, atol=1e-5)             # (B, t*N, D), t*N = 3 * 2 * 3
+
+
+def test_tubify_layout():
+    video = torch.rand(2, 4, 3, 8, 12)
+    tok = vit.tubify(video, 4, 2)                                  # t, h, w = 2, 2, 3
+    assert tok.shape == (2, 2 * 2 * 3, 2 * 4 * 4 * 3)
+    ti, r, c = 1, 1, 2                                             # token (time slot, row, column), time-major
+    tube = video[1, 2 * ti:2 * ti + 2, :, 4 * r:4 * r + 4, 4 * c:4 * c + 4]   # (k, 3, p, p)
+    assert torch.equal(tok[1, ti * 6 + r * 3 + c], tube.permute(0, 2, 3, 1).reshape(-1))   # (frame, row, col, ch)
+
+
+def test_tube_vit_positions_and_kept_tubes():
+    torch.manual_seed(0)
+    enc = vit.TubeViT(img_size=16, num_frames=4, patch=8, tubelet=2, dim=16, depth=1, heads=2, mlp_ratio=2.0)
+    video = torch.rand(2, 6, 3, 16, 24)                            # another grid than built for: t, h, w = 3, 2, 3
+    ids = torch.tensor([[0, 7, 17], [3, 4, 5]])
+    out = enc(video, ids)
+    assert out.shape == (2, 3, 16) and enc(video).shape == (2, 18, 16)
+    enc.blocks = nn.ModuleList()                                   # without blocks: embed + positions, norm
+    want = enc.norm(enc.tube_embed(video) + vit.sincos_pos_3d(3, 2, 3, 16))
+    assert torch.allclose(enc(video), want, atol=1e-6)
+    assert torch.allclose(enc(video, ids), vit.gather_tokens(want, ids), atol=1e-6)
+
+
+# ----------------------------------------------------------------------------
+# mechanics shared by the method files
+
+
+def test_sincos_pos_for_returns_the_cached_table_or_recomputes():
+    table = torch.randn(1, 4 * 4, 16)                              # not a sin-cos table: a recompute would show
+    assert vit.sincos_pos_for(table, (4, 4), (4, 4)) is table
+    assert torch.equal(vit.sincos_pos_for(table, (4, 4), (2, 5)), vit.sincos_pos_2d(2, 5, 16)[None])
+    table3 = torch.randn(1, 2 * 4 * 4, 16)
+    assert vit.sincos_pos_for(table3, (2, 4, 4), [2, 4, 4]) is table3
+    assert torch.equal(vit.sincos_pos_for(table3, (2, 4, 4), (3, 2, 5)), vit.sincos_pos_3d(3, 2, 5, 16)[None])
+    # the ViT uses it: its own table on its grid, the closed form on another
+    torch.manual_seed(0)
+    model = vit.ViT(img_size=32, patch=8, dim=16, depth=1, heads=2)
+    x = torch.rand(1, 3, 16, 40)
+    assert torch.allclose(model.embed(x), model.patch_embed(x) + vit.sincos_pos_2d(2, 5, 16), atol=1e-6)
+    with torch.no_grad():
+        model.pos_embed.copy_(table)                               # the cached table is what a 32 px frame gets
+    x = torch.rand(1, 3, 32, 32)
+    assert torch.allclose(model.embed(x), model.patch_embed(x) + table, atol=1e-6)
+
+
+def test_frame_features_equal_encoding_each_frame_by_hand():
+    torch.manual_seed(0)
+    model = vit.ViT(img_size=32, patch=8, dim=16, depth=1, heads=2).eval()
+    video = torch.rand(2, 3, 3, 16, 24)                            # h, w = 2, 3
+    with torch.no_grad():
+        f = vit.frame_features(video, 8, model)
+        assert f.shape == (2, 3, 2, 3, 16)
+        for b in range(2):
+            for t in range(3):
+                tokens = model(video[b, t][None])[0]              # (1 + N, D), [CLS] first
+                assert torch.allclose(f[b, t].reshape(6, 16), tokens[1:], atol=1e-5)
+    # a callable without [CLS]: raw pixels, token (row, column) = that patch's pixels
+    raw = vit.frame_features(video, 8, lambda frames: vit.patchify(frames, 8))
+    assert raw.shape == (2, 3, 2, 3, 8 * 8 * 3)
+    patch = video[1, 2, :, 8:16, 16:24]                            # frame (1, 2), row 1, column 2
+    assert torch.equal(raw[1, 2, 1, 2], patch.permute(1, 2, 0).reshape(-1))
+    with pytest.raises(ValueError, match=r"\(B, T, 3, H, W\)"):
+        vit.frame_features(video[:, 0], 8, model)
+    with pytest.raises(ValueError, match="encode_frames"):
+        vit.frame_features(video, 8, lambda frames: vit.patchify(frames, 8)[:, 1:])   # a token short
+
+
+def test_paste_patches_is_target_where_visible_and_prediction_where_masked():
+    g = torch.Generator().manual_seed(0)
+    frames, pred = torch.rand(2, 3, 8, 12, generator=g), torch.randn(2, 6, 4 * 4 * 3, generator=g)   # p = 4
+    mask = torch.tensor([[1, 0, 0, 1, 1, 0], [0, 1, 1, 1, 1, 1.0]])
+    for norm_pix in (False, True):
+        image, paste = vit.paste_patches(pred, frames, mask, 4, norm_pix)
+        assert image.shape == paste.shape == (2, 3, 8, 12) and image.dtype == paste.dtype == torch.float32
+        for b in range(2):
+            for n in range(6):
+                rows, cols = slice(4 * (n // 3), 4 * (n // 3) + 4), slice(4 * (n % 3), 4 * (n % 3) + 4)
+                true = frames[b, :, rows, cols]                    # (3, p, p)
+                want = pred[b, n].reshape(4, 4, 3).permute(2, 0, 1)   # token layout (row, column, channel)
+                if norm_pix:                                       # back to pixels with the true patch's statistics
+                    want = want * (true.var() + 1e-6).sqrt() + true.mean()
+                assert torch.allclose(image[b, :, rows, cols], want, atol=1e-5)
+                assert torch.allclose(paste[b, :, rows, cols], want if mask[b, n] else true, atol=1e-5)
