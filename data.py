@@ -313,7 +313,8 @@ class SyntheticVideos(_Endless):
             speed = o["speed"] if isinstance(o["speed"], (int, float)) else uniform(g, *o["speed"])
             video, mask = self.noise_square(self.clip_len, direction, speed, new_seed(g))
         else:
-            video, mask = toyworld.shapes_video(T=self.clip_len, size=self.size, n_shapes=o["n_shapes"], seed=new_seed(g))
+            video, mask = toyworld.shapes_video(T=self.clip_len, size=self.size, n_shapes=o["n_shapes"],
+                                                seed=new_seed(g))
         if self.augment:
             # no flip for the noise square: a mirrored clip is just another direction,
             # already sampled uniformly, and flipping would falsify the direction label

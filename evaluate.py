@@ -60,10 +60,7 @@ class RawPixels(nn.Module):
         self.patch = patch
 
     def features(self, video):
-        vit.check_frames(video, self.patch, "video", ndim=5)
-        B, T, _, H, W = video.shape
-        x = vit.patchify(video.flatten(0, 1), self.patch)                 # (B*T, N, p*p*3)
-        return x.reshape(B, T, H // self.patch, W // self.patch, -1)      # (B, T, h, w, p*p*3)
+        return vit.frame_features(video, self.patch, lambda frames: vit.patchify(frames, self.patch))
 
 
 def random_init(method, cfg, seed=0):
@@ -126,7 +123,7 @@ def probe_noise_square(model, patch, videos, masks, device, label, directions=No
     tok, pix, ceiling = [], [], []
     for v in range(V):
         clusters = metrics.kmeans(feats[v].reshape(-1, D), 2, seed=v)[0].reshape(T, h, w)  # (T, h, w)
-        truth = metrics.token_fractions(masks[v].long(), patch, 2)[..., 1] > 0.5  # (T, h, w) "square" = majority of pixels
+        truth = metrics.token_fractions(masks[v].long(), patch, 2)[..., 1] > 0.5  # (T, h, w) square: most pixels
         pred = metrics.match_square(clusters, truth)
         tok.append(metrics.iou(pred, truth, dims=(-2, -1)))                       # (T,)
         pix.append(metrics.iou(up(pred), masks[v], dims=(-2, -1)))
@@ -167,8 +164,9 @@ def probe_propagation(model, patch, shapes, device, lengths, lp, label):
     for v in range(len(videos)):
         C = int(masks[v].max()) + 1
         objects = [int(o) for o in masks[v, 0].unique() if o != 0]       # only what frame 0 shows can be propagated
-        soft = metrics.label_propagation(feats[v], metrics.token_fractions(masks[v, 0], patch, C), **lp)   # (T, h, w, C)
-        pred = metrics.labels_to_pixels(soft, H, W)                               # (T, H, W)
+        first = metrics.token_fractions(masks[v, 0], patch, C)           # (h, w, C)
+        soft = metrics.label_propagation(feats[v], first, **lp)          # (T, h, w, C)
+        pred = metrics.labels_to_pixels(soft, H, W)                      # (T, H, W)
         for L in lengths:
             J[L].append(metrics.region_J(pred[:L], masks[v, :L], objects)[0])
     J = {L: sum(j) / len(j) for L, j in J.items()}
@@ -189,7 +187,8 @@ def evaluate_all(entries, args, device):
           f"probe videos of {args.probe_frames} frames per direction, {args.shapes_videos} shapes videos of "
           f"{max(lengths)} frames", flush=True)
     iou_vids, iou_masks, iou_dirs = toyworld.noise_square_set(args.iou_videos, T, size, base["iou"], args.square)
-    videos, _, classes = toyworld.noise_square_set(K * args.probe_train, args.probe_frames, size, base["probe"], args.square)
+    videos, _, classes = toyworld.noise_square_set(K * args.probe_train, args.probe_frames, size, base["probe"],
+                                                   args.square)
     probe_train = (videos, classes)
     videos, _, classes = toyworld.noise_square_set(K * args.probe_test, args.probe_frames, size, base["probe"] + 50_000,
                                           args.square)
@@ -237,7 +236,8 @@ def markdown(rows, args):
         f"{args.lp_context}, radius {args.lp_radius}, top-k {args.lp_topk}, temperature {args.lp_temperature}), "
         f"scored at pixel level. J{{L}}/J{L0}: J over the first L frames / J over the first {L0} (stability).",
         f"- s/video: seconds of feature extraction per {T}-frame video on {args.device_name}.",
-        f"- Held-out seeds from {toyworld.EVAL_SEED}. Command: `" + " ".join(["python evaluate.py"] + sys.argv[1:]) + "`"]
+        f"- Held-out seeds from {toyworld.EVAL_SEED}. Command: `"
+        + " ".join(["python evaluate.py"] + sys.argv[1:]) + "`"]
     return "\n".join(lines + [""] + notes) + "\n"
 
 
@@ -300,7 +300,8 @@ def main(argv=None):
     with open(os.path.join(args.out, "results.md"), "w") as f:
         f.write(table)
     with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump({"rows": rows, "checkpoints": args.ckpt, "eval_seed": toyworld.EVAL_SEED, "seed_blocks": toyworld.SEED_BLOCKS,
+        json.dump({"rows": rows, "checkpoints": args.ckpt, "eval_seed": toyworld.EVAL_SEED,
+                   "seed_blocks": toyworld.SEED_BLOCKS,
                    "settings": {k: v for k, v in vars(args).items() if k != "ckpt"}}, f, indent=1)
     print(f"wrote {os.path.join(args.out, 'results.md')} and results.json", flush=True)
 

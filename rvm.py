@@ -44,7 +44,7 @@ class Config:
     img_size: int = 64          # paper 256; tiny 64 so a CPU step takes a fraction of a second
     patch: int = 8              # paper 16; tiny 8 -> 8x8 = 64 tokens per frame
     dim: int = 64               # paper 384 (ViT-S); also the core's width: the state lives in the encoder's space
-    depth: int = 1              # paper 12 (ViT-S); tiny narrow: 128 x 4 stayed on the mean plateau for 10 min (README)
+    depth: int = 1              # paper 12 (ViT-S); tiny narrow: wider, deeper stayed on the plateau (docs/)
     heads: int = 2              # paper 6 (ViT-S); also the core's heads (official code: same as the encoder's)
     mlp_ratio: float = 4.0      # paper 4 (ViT)
     # --- recurrent core (Sec. 3.2) ---
@@ -58,16 +58,16 @@ class Config:
     mask_ratio: float = 0.95    # of each target's patches; sources are never masked
     n_source: int = 4           # consecutive source frames unrolled by the core; paper 4 (Table 3a: 1, 2, 4)
     n_targets: int = 2          # targets per clip, each its own delta; paper 4; tiny 2 (3/4 of the cost of 4)
-    delta_min: int = 1          # paper 4 (frames after the last source); tiny 1 (2 or 3: IoU 0.3, README). The square
+    delta_min: int = 1          # paper 4 (after the last source); tiny 1: 1-frame targets teach motion first. The square
     delta_max: int = 4          # wraps in 8 frames: a target 8 after a source IS it, so n_source + this <= 8; paper 48
     clip_len: int = 16          # frames the loader supplies; needs >= n_source + delta_max; paper 64
     max_delta: int = 16         # classes of the one-hot time-offset embedding (> delta_max); official 64
     checkpoint: bool = False    # recompute the per-frame encoder in backward (BPTT memory, Sec. 5); for ViT-L/H
     # --- optimizer: AdamW, warmup + cosine (Sec. 4.1; values in the paper's supplement, so MAE's) ---
-    blr: float = 9.6e-2         # MAE 1.5e-4 per 256; tiny lr 3e-3 at batch 8 (IoU in 6000 steps: 1e-3 .54, 3e-3 .65)
+    blr: float = 9.6e-2         # MAE 1.5e-4 per 256; tiny lr 3e-3 at batch 8 (docs/experiments.md)
     weight_decay: float = 0.05  # MAE 0.05
     betas: tuple = (0.9, 0.95)  # MAE (0.9, 0.95)
-    warmup_steps: int = 250     # MAE 5% of the run; tiny 5% of make demo's 5000 (IoU median .64; 1%: .48, README)
+    warmup_steps: int = 250     # MAE 5% of the run; tiny 5% of make demo's 5000 (docs/experiments.md)
     grad_clip: float = 1.0      # MAE 0 (no clip); tiny 1.0 guards backprop through time at a larger lr
 
     def __post_init__(self):
@@ -325,7 +325,7 @@ class RVM(nn.Module):
             o, _ = self.unroll(x.view(B, T, *x.shape[1:]))                        # (B, T, 1+N, D)
             return o[:, :, 1:].reshape(B, T, h, w, -1)                            # (B, T, h, w, D)
         out, state = video.new_empty(B, T, h, w, self.cfg.dim), self.init_state(B, h * w)   # out filled in place
-        for t0 in range(0, T, 16):   # the encoder ignores the state: 16 frames a batch (1/4 faster, bench.py)
+        for t0 in range(0, T, 16):   # the encoder ignores the state: 16 frames a batch, faster than one by one
             x = self.encoder(video[:, t0:t0 + 16].flatten(0, 1))                 # (B*16, 1+N, D)
             x = x.view(B, -1, *x.shape[1:])                                       # (B, 16, 1+N, D)
             for t in range(x.shape[1]):

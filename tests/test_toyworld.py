@@ -60,7 +60,8 @@ def test_mask_centroid_moves_by_the_velocity(angle):
 
 @pytest.mark.parametrize("angle, speed, step", [(0, 3.0, (0, 3)), (90, 2.0, (2, 0)), (225, 2 * math.sqrt(2), (-2, -2))])
 def test_texture_moves_rigidly_and_background_is_static(angle, speed, step):
-    video, mask = toyworld.noise_square_video(T=20, size=32, square=8, angle=angle, speed=speed, boundary="wrap", seed=3)
+    video, mask = toyworld.noise_square_video(T=20, size=32, square=8, angle=angle, speed=speed, boundary="wrap",
+                                              seed=3)
     for t in range(video.shape[0] - 1):
         assert torch.equal(mask[t + 1], torch.roll(mask[t], step, dims=(0, 1)))
         shifted = torch.roll(video[t], step, dims=(1, 2))  # texture at t moved by one step of motion
