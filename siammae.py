@@ -44,8 +44,8 @@ class Config:
     # --- the pretext task ---
     mask_ratio: float = 0.95    # of f2's patches (Sec. 3 "Masking", Table 2d); f1 is never masked
     norm_pix_loss: bool = True  # target = per-patch normalized pixels (Sec. 3, MAE); False = raw pixels
-    gap_min: int = 2            # paper 4 frames at 30 fps (Table 4a). Tiny: data.py's squares move 1-3 px
-    gap_max: int = 8            # per frame, so 2-8 frames move them 2-24 px (0.25-3 patches): far enough
+    gap_min: int = 2            # paper 4 frames at 30 fps (Table 4a). Tiny: toyworld.py's shapes move 0.5-2 px
+    gap_max: int = 8            # per frame, so 2-8 frames move them 1-16 px (up to 2 patches): far enough
     #                             that copying f1 in place fails, near enough to stay in view. Paper 48.
     clip_len: int = 16          # frames the loader supplies; needs >= gap_max + 1 (the widest gap)
     # --- optimizer (App. A, Table 4a: MAE's recipe, AdamW + cosine) ---
