@@ -58,7 +58,7 @@ class Config:
     mask_ratio: float = 0.95    # of each target's patches; sources are never masked
     n_source: int = 4           # consecutive source frames unrolled by the core; paper 4 (Table 3a: 1, 2, 4)
     n_targets: int = 2          # targets per clip, each its own delta; paper 4; tiny 2 (3/4 of the cost of 4)
-    delta_min: int = 1          # paper 4 (after the last source); tiny 1: 1-frame targets teach motion first. The square
+    delta_min: int = 1          # paper 4 (after the last source); tiny 1: near targets teach motion first. The square
     delta_max: int = 4          # wraps in 8 frames: a target 8 after a source IS it, so n_source + this <= 8; paper 48
     clip_len: int = 16          # frames the loader supplies; needs >= n_source + delta_max; paper 64
     max_delta: int = 16         # classes of the one-hot time-offset embedding (> delta_max); official 64
@@ -182,19 +182,6 @@ class SelfAttentionCore(nn.Module):
 # the model
 
 
-def check_batch(batch, patch):
-    """source (B, S, 3, H, W), target (B, K, 3, H, W), delta (B, K), noise (B, K, N), or a ValueError."""
-    source, target, delta, noise = (batch[k] for k in ("source", "target", "delta", "noise"))
-    vit.check_frames(source, patch, "source", ndim=5)
-    vit.check_frames(target, patch, "target", ndim=5)
-    (B, K, _, H, W), N = target.shape, (target.shape[-2] // patch) * (target.shape[-1] // patch)
-    if (source.shape[0], *source.shape[2:]) != (B, 3, H, W) or (*delta.shape, *noise.shape) != (B, K, B, K, N):
-        got = ", ".join(f"{k} {tuple(batch[k].shape)}" for k in ("source", "target", "delta", "noise"))
-        raise ValueError(f"need source (B, S, 3, H, W), target (B, K, 3, H, W), delta (B, K), noise (B, K, N) "
-                         f"with (B, K, N) = ({B}, {K}, {N}); got {got}")
-    return source, target, delta, noise
-
-
 class RVM(nn.Module):
     """A per-frame ViT, a recurrent core over the source frames, a decoder that rebuilds each target (Sec. 3)."""
 
@@ -221,6 +208,19 @@ class RVM(nn.Module):
         self.apply(vit.init_weights)
         nn.init.normal_(self.encoder.cls_token, std=0.02)
         nn.init.normal_(self.mask_token, std=0.02)
+
+    def check_batch(self, batch):
+        """source (B, S, 3, H, W), target (B, K, 3, H, W), delta (B, K), noise (B, K, N), or a ValueError."""
+        patch = self.cfg.patch
+        source, target, delta, noise = (batch[k] for k in ("source", "target", "delta", "noise"))
+        vit.check_frames(source, patch, "source", ndim=5)
+        vit.check_frames(target, patch, "target", ndim=5)
+        (B, K, _, H, W), N = target.shape, (target.shape[-2] // patch) * (target.shape[-1] // patch)
+        if (source.shape[0], *source.shape[2:]) != (B, 3, H, W) or (*delta.shape, *noise.shape) != (B, K, B, K, N):
+            got = ", ".join(f"{k} {tuple(batch[k].shape)}" for k in ("source", "target", "delta", "noise"))
+            raise ValueError(f"need source (B, S, 3, H, W), target (B, K, 3, H, W), delta (B, K), noise (B, K, N) "
+                             f"with (B, K, N) = ({B}, {K}, {N}); got {got}")
+        return source, target, delta, noise
 
     def encode(self, source, target, ids_keep):
         """Sec. 3.1 "Encoder": every frame through the ViT on its own. source (B, S, 3, H, W) whole, target
@@ -292,7 +292,7 @@ class RVM(nn.Module):
 
     def predict(self, batch):
         """The shared path of forward and reconstruct: -> pred (B, K, N, P), mask (B, K, N)."""
-        source, target, delta, noise = check_batch(batch, self.cfg.patch)
+        source, target, delta, noise = self.check_batch(batch)
         B, K, _, H, W = target.shape
         h, w = H // self.cfg.patch, W // self.cfg.patch
         # Sec. 3.1 "Masking": sources 0%, each target 95% with its own mask (noise drawn in `sample`)

@@ -107,19 +107,6 @@ def sample(clip, cfg, generator):
 # the model
 
 
-def check_batch(batch, patch):
-    """f1, f2 (B, 3, H, W) of one shape and noise (B, N), or a ValueError."""
-    f1, f2, noise = batch["f1"], batch["f2"], batch["noise"]
-    vit.check_frames(f1, patch, "f1")
-    vit.check_frames(f2, patch, "f2")
-    B, _, H, W = f2.shape
-    N = (H // patch) * (W // patch)
-    if f1.shape != f2.shape or tuple(noise.shape) != (B, N):
-        got = ", ".join(f"{k} {tuple(batch[k].shape)}" for k in ("f1", "f2", "noise"))
-        raise ValueError(f"f1 and f2 must both be (B, 3, H, W) and noise (B, N) = ({B}, {N}); got {got}")
-    return f1, f2, noise
-
-
 class SiamMAE(nn.Module):
     """One ViT for both frames, a decoder that predicts f2's masked patches from its visible ones and f1 (Fig. 1)."""
 
@@ -145,6 +132,19 @@ class SiamMAE(nn.Module):
         self.apply(vit.init_weights)
         nn.init.normal_(self.encoder.cls_token, std=0.02)
         nn.init.normal_(self.mask_token, std=0.02)
+
+    def check_batch(self, batch):
+        """f1, f2 (B, 3, H, W) of one shape and noise (B, N), or a ValueError."""
+        patch = self.cfg.patch
+        f1, f2, noise = batch["f1"], batch["f2"], batch["noise"]
+        vit.check_frames(f1, patch, "f1")
+        vit.check_frames(f2, patch, "f2")
+        B, _, H, W = f2.shape
+        N = (H // patch) * (W // patch)
+        if f1.shape != f2.shape or tuple(noise.shape) != (B, N):
+            got = ", ".join(f"{k} {tuple(batch[k].shape)}" for k in ("f1", "f2", "noise"))
+            raise ValueError(f"f1 and f2 must both be (B, 3, H, W) and noise (B, N) = ({B}, {N}); got {got}")
+        return f1, f2, noise
 
     def encode(self, f1, f2, ids_keep):
         """Sec. 3 "Encoder". f1, f2 (B, 3, H, W), ids_keep (B, n) the visible
@@ -198,7 +198,7 @@ class SiamMAE(nn.Module):
 
     def predict(self, batch):
         """The shared path of forward and reconstruct: -> pred (B, N, P), mask (B, N)."""
-        f1, f2, noise = check_batch(batch, self.cfg.patch)
+        f1, f2, noise = self.check_batch(batch)
         B, _, H, W = f2.shape
         h, w = H // self.cfg.patch, W // self.cfg.patch
         # Sec. 3 "Masking": f1 0%, f2 95%, one fresh random mask per sample (noise drawn in `sample`)

@@ -174,19 +174,6 @@ def load_encoder(path, patch, feat_dim):
 # the model
 
 
-def check_batch(batch, patch, tubelet):
-    """video (B, T, 3, H, W) with T divisible by tubelet and noise (B, N), or a ValueError."""
-    video, noise = batch["video"], batch["noise"]
-    vit.check_frames(video, patch, "video", ndim=5)
-    B, T, _, H, W = video.shape
-    N = (H // patch) * (W // patch)
-    if T % tubelet or tuple(noise.shape) != (B, N):
-        got = ", ".join(f"{k} {tuple(batch[k].shape)}" for k in ("video", "noise"))
-        raise ValueError(f"video must be (B, T, 3, H, W) with T divisible by tubelet={tubelet} and noise "
-                         f"(B, N) = ({B}, {N}); got {got}")
-    return video, noise
-
-
 class SIGMA(nn.Module):
     """Psi, a VideoMAE that predicts phi's features of the masked tubes, both scored against K prototypes (Sec. 3)."""
 
@@ -216,6 +203,19 @@ class SIGMA(nn.Module):
             self.prototypes.data = F.normalize(self.prototypes.data, dim=1)        # random unit vectors
         # "SIGMA w/ DINO": loaded after init_weights, which would overwrite it
         self.frozen_encoder = None if cfg.projector == "mlp" else load_encoder(cfg.projector, cfg.patch, cfg.feat_dim)
+
+    def check_batch(self, batch):
+        """video (B, T, 3, H, W) with T divisible by tubelet and noise (B, N), or a ValueError."""
+        patch, tubelet = self.cfg.patch, self.cfg.tubelet
+        video, noise = batch["video"], batch["noise"]
+        vit.check_frames(video, patch, "video", ndim=5)
+        B, T, _, H, W = video.shape
+        N = (H // patch) * (W // patch)
+        if T % tubelet or tuple(noise.shape) != (B, N):
+            got = ", ".join(f"{k} {tuple(batch[k].shape)}" for k in ("video", "noise"))
+            raise ValueError(f"video must be (B, T, 3, H, W) with T divisible by tubelet={tubelet} and noise "
+                             f"(B, N) = ({B}, {N}); got {got}")
+        return video, noise
 
     def encode(self, video, ids_keep):
         """Sec. 3.1: Psi's encoder on the visible tubes only: (B, T, 3, H, W), (B, t*n) -> (B, t*n, D)."""
@@ -278,7 +278,7 @@ class SIGMA(nn.Module):
     def predict(self, batch):
         """The shared path of forward and reconstruct: -> x^Psi (B, t*N, F), ids_mask (B, t*(N-n)), mask (B, t*N)."""
         cfg = self.cfg
-        video, noise = check_batch(batch, cfg.patch, cfg.tubelet)
+        video, noise = self.check_batch(batch)
         B, T, _, H, W = video.shape
         t, h, w = T // cfg.tubelet, H // cfg.patch, W // cfg.patch
         if cfg.renorm_prototypes and self.prototypes is not None:   # code: C renormalized in place

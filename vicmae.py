@@ -198,19 +198,6 @@ def lam_at(step, cfg):
 # the model
 
 
-def check_batch(batch, patch):
-    """f1, f2 (B, 3, H, W) of one shape and noise1, noise2 (B, N), or a ValueError."""
-    f1, f2, n1, n2 = batch["f1"], batch["f2"], batch["noise1"], batch["noise2"]
-    vit.check_frames(f1, patch, "f1")
-    vit.check_frames(f2, patch, "f2")
-    B, _, H, W = f2.shape
-    N = (H // patch) * (W // patch)
-    if f1.shape != f2.shape or tuple(n1.shape) != (B, N) or tuple(n2.shape) != (B, N):
-        got = ", ".join(f"{k} {tuple(batch[k].shape)}" for k in ("f1", "f2", "noise1", "noise2"))
-        raise ValueError(f"f1 and f2 must both be (B, 3, H, W) and noise1, noise2 (B, N) = ({B}, {N}); got {got}")
-    return f1, f2, n1, n2
-
-
 class ViCMAE(nn.Module):
     """One ViT for both views, MAE's decoder for each, and InfoNCE between their pooled tokens (Sec. 3.2)."""
 
@@ -236,6 +223,19 @@ class ViCMAE(nn.Module):
         self.apply(vit.init_weights)
         nn.init.normal_(self.encoder.cls_token, std=0.02)
         nn.init.normal_(self.mask_token, std=0.02)
+
+    def check_batch(self, batch):
+        """f1, f2 (B, 3, H, W) of one shape and noise1, noise2 (B, N), or a ValueError."""
+        patch = self.cfg.patch
+        f1, f2, n1, n2 = batch["f1"], batch["f2"], batch["noise1"], batch["noise2"]
+        vit.check_frames(f1, patch, "f1")
+        vit.check_frames(f2, patch, "f2")
+        B, _, H, W = f2.shape
+        N = (H // patch) * (W // patch)
+        if f1.shape != f2.shape or tuple(n1.shape) != (B, N) or tuple(n2.shape) != (B, N):
+            got = ", ".join(f"{k} {tuple(batch[k].shape)}" for k in ("f1", "f2", "noise1", "noise2"))
+            raise ValueError(f"f1 and f2 must both be (B, 3, H, W) and noise1, noise2 (B, N) = ({B}, {N}); got {got}")
+        return f1, f2, n1, n2
 
     def encode(self, frames, ids_keep=None):
         """f_theta: frames (B, 3, H, W), visible patches ids_keep (B, n) (None:
@@ -279,7 +279,7 @@ class ViCMAE(nn.Module):
         """The shared path of forward and reconstruct: both views as one batch
         of 2B frames (f1s then f2s) -> frames (2B, 3, H, W), encoder output
         x (2B, 1 + n, D), pred (2B, N, P), mask (2B, N)."""
-        f1, f2, n1, n2 = check_batch(batch, self.cfg.patch)
+        f1, f2, n1, n2 = self.check_batch(batch)
         B, _, H, W = f2.shape
         h, w = H // self.cfg.patch, W // self.cfg.patch
         frames, noise = torch.cat([f1, f2]), torch.cat([n1, n2]).to(f2.device)   # (2B, 3, H, W), (2B, N)

@@ -11,7 +11,7 @@ def test_registry_names_each_module_and_its_model_class():
     assert set(methods.METHODS) == set(methods.MODELS) == {"rvm", "siammae", "vicmae", "sigma"}
     for name, module in methods.METHODS.items():
         assert module.__name__ == name and methods.MODELS[name].__module__ == name
-        assert callable(module.sample) and callable(module.check_batch)
+        assert callable(module.sample) and callable(methods.MODELS[name].check_batch)
 
 
 def test_load_checkpoint_round_trip_and_weight_mismatch(tmp_path):
