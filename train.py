@@ -385,16 +385,38 @@ def checkpoint(args, cfg, run, raw_model, optimizer, step):
                          "python": platform.python_version()}})
 
 
+def read_metrics(path, up_to):
+    """The lines of metrics.jsonl with step <= up_to. A line that does not parse
+    (a crash mid-append leaves half a line) is dropped with a warning."""
+    rows = []
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            try:
+                step = json.loads(line)["step"] if line.strip() else None
+            except (ValueError, KeyError, TypeError):
+                print0(f"warning: {path} line {n} is not a metrics row (cut off by a crash?); dropped")
+                continue
+            if step is not None and step <= up_to:
+                rows.append(line if line.endswith("\n") else line + "\n")
+    return rows
+
+
 def open_metrics(args, run, start):
-    """metrics.jsonl: one line per log step; a resumed run drops the lines after its checkpoint."""
+    """metrics.jsonl: one line per log step; a resumed run drops the lines after
+    its checkpoint. Rewritten to a temporary file and renamed over the old one,
+    as save_checkpoint does: a full disk mid-write keeps the old history."""
     path = os.path.join(args.out, "metrics.jsonl")
     if run.master:
-        rows = []
-        if start and os.path.exists(path):
-            with open(path) as f:
-                rows = [line for line in f if line.strip() and json.loads(line)["step"] <= start]
-        with open(path, "w") as f:
-            f.writelines(rows)
+        rows = read_metrics(path, start) if start and os.path.exists(path) else []
+        tmp = path + ".tmp"
+        try:
+            with open(tmp, "w") as f:
+                f.writelines(rows)
+            os.replace(tmp, path)
+        except OSError as e:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise OSError(e.errno, f"could not rewrite {path} ({e.strerror}); the previous one is kept") from None
     return path
 
 

@@ -1,6 +1,7 @@
 """train.py in one process: every method trains, resume is exact, checkpoints
 are safe, the schedule and weight-decay groups are as the papers say, and bad
 command lines end in one line of error."""
+import errno
 import json
 import math
 import os
@@ -112,6 +113,33 @@ def test_resume_is_exact(tmp_path):
     assert sa["model"].keys() == sb["model"].keys()
     assert all(torch.equal(sa["model"][k], sb["model"][k]) for k in sa["model"])
     assert sb["step"] == 6 and sb["data"]["next_item"] == 6 * 4
+
+
+def test_resume_survives_a_cut_metrics_line_and_a_full_disk(tmp_path, monkeypatch, capsys):
+    """A crash mid-append leaves half a line: the resume drops it with a warning.
+    A full disk while the resume rewrites metrics.jsonl keeps the old history,
+    and the next resume is as exact as ever."""
+    straight, out = tmp_path / "straight", tmp_path / "run"
+    train.main(argv("siammae", straight, steps=5))
+    train.main(argv("siammae", out, "--stop-at", "3", steps=5))
+    path = out / "metrics.jsonl"
+    with open(path, "a") as f:
+        f.write('{"step": 4, "lo')                                      # a crash mid-append
+    history = path.read_text()
+    real_open = open
+
+    def full_disk(file, mode="r", *a, **k):
+        if str(file).endswith("metrics.jsonl.tmp") and "w" in mode:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_open(file, mode, *a, **k)
+    monkeypatch.setattr("builtins.open", full_disk)
+    with pytest.raises(OSError, match="could not rewrite .*metrics.jsonl.*previous one is kept"):
+        train.main(argv("siammae", out, "--resume", steps=5))
+    monkeypatch.undo()
+    assert path.read_text() == history and not (out / "metrics.jsonl.tmp").exists()
+    train.main(argv("siammae", out, "--resume", steps=5))
+    assert "line 4 is not a metrics row" in capsys.readouterr().out
+    assert [r["loss"] for r in metrics(out)] == [r["loss"] for r in metrics(straight)]
 
 
 def test_resume_rejects_a_contradicting_run(tmp_path, capsys):
