@@ -163,8 +163,15 @@ def save_checkpoint(path, ckpt):
     """Write to a temporary file, then rename it over `path`: a crash or a full
     disk mid-write leaves the previous checkpoint intact."""
     tmp = path + ".tmp"
-    torch.save(ckpt, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(ckpt, tmp)
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:   # a full disk surfaces from torch's zip writer as a RuntimeError
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[-1]
+        kept = "the previous checkpoint is kept" if os.path.exists(path) else "no checkpoint was written"
+        raise OSError(f"could not write {path} ({reason}); {kept}") from None
 
 
 # torch.distributed.checkpoint is imported where used: it costs ~1 s, which a
@@ -416,7 +423,7 @@ def open_metrics(args, run, start):
         except OSError as e:
             if os.path.exists(tmp):
                 os.remove(tmp)
-            raise OSError(e.errno, f"could not rewrite {path} ({e.strerror}); the previous one is kept") from None
+            raise OSError(f"could not rewrite {path} ({e.strerror or e}); the previous one is kept") from None
     return path
 
 
@@ -546,4 +553,8 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except OSError as e:   # a full disk, an unwritable --out: one line; what is on disk stays as the message says
+        print0(f"error: {e}", file=sys.stderr)
+        sys.exit(1)

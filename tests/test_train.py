@@ -214,7 +214,13 @@ def test_checkpoint_errors_name_the_path_and_writes_are_atomic(tmp_path, monkeyp
             fh.write(data[:1000])
         raise OSError("disk full")
     monkeypatch.setattr(train.torch, "save", dies_halfway)
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="could not write .*ckpt.pt .*disk full.*the previous checkpoint is kept"):
+        train.save_checkpoint(path, {"step": 99})
+    assert not os.path.exists(path + ".tmp")                         # no half-written file left behind
+    def torch_full_disk(obj, f):                                     # how torch's zip writer reports ENOSPC
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . PytorchStreamWriter failed writing file")
+    monkeypatch.setattr(train.torch, "save", torch_full_disk)
+    with pytest.raises(OSError, match="could not write .*PytorchStreamWriter failed.*previous checkpoint is kept"):
         train.save_checkpoint(path, {"step": 99})
     model, cfg, meta = methods.load_checkpoint(path)
     assert meta["step"] == 1 and meta["versions"]["torch"] == str(torch.__version__)
@@ -274,6 +280,12 @@ def test_command_line_error_has_no_traceback(tmp_path):
     res = subprocess.run([sys.executable, "train.py", "--method", "rvm", "--data", str(tmp_path / "none")],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and "Traceback" not in res.stderr and str(tmp_path / "none") in res.stderr
+    taken = tmp_path / "a_file"                                     # --out is a file: an I/O error, one line
+    taken.write_text("")
+    res = subprocess.run([sys.executable, "train.py", "--method", "rvm", "--steps", "1", "--out", str(taken)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 1 and "Traceback" not in res.stderr and res.stderr.startswith("error: ")
+    assert len(res.stderr.strip().splitlines()) == 1 and str(taken) in res.stderr
 
 
 # ----------------------------------------------------------------------------
