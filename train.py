@@ -221,6 +221,8 @@ def plot_losses(metrics_path, png_path):
 def get_parser():
     p = argparse.ArgumentParser(prog="train.py", description="\n\n".join(__doc__.split("\n\n")[:2]),
                                 usage="%(prog)s --method NAME [options] (-h for all)",
+                                epilog="exit codes: 0 done (or --stop-at), 1 error (a bad loss, a full disk), 2 bad arguments,\n"
+                                       "128 + signal (130 Ctrl-C, 143 SIGTERM): interrupted, saved, continue with --resume",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--method", required=True, choices=list(METHODS), help="which method file to train")
     p.add_argument("--preset", choices=list(PRESETS), help="model and run size: tiny (CPU, default) or small (GPU)")
@@ -550,6 +552,8 @@ def main(argv=None):
         sys.exit(1)
     print0(ended or f"done: {step} steps; checkpoint {args.ckpt_path}, metrics {metrics_path}, loss curve "
            f"{os.path.join(args.out, 'loss.png')}")
+    if ended and "--stop-at" not in ended:   # interrupted: saved, but not finished (as shells: 128 + signal)
+        sys.exit(128 + (signal.Signals[stop["signal"]] if stop["signal"] else signal.SIGINT))
 
 
 if __name__ == "__main__":
