@@ -284,7 +284,7 @@ def parse_args(argv):
     preset = PRESETS[args.preset or "tiny"]
     args.preset, args.data = args.preset or "tiny", args.data or "noise_square"
     args.seed = 0 if args.seed is None else args.seed
-    args.accum = args.accum or 1
+    args.accum = 1 if args.accum is None else args.accum
     for key in ("steps", "batch_size", "log_every", "ckpt_every"):
         if getattr(args, key) is None:
             setattr(args, key, resume["train"][key] if resume and key == "steps" else preset[key])
@@ -293,6 +293,13 @@ def parse_args(argv):
             parser.error(f"--{key.replace('_', '-')} must be >= 1; got {getattr(args, key)}")
     if args.ckpt_every < 0 or (args.workers or 0) < 0:
         parser.error("--ckpt-every and --workers must be >= 0")
+    start = resume["step"] if resume else 0
+    if args.steps <= start:
+        parser.error(f"--steps {args.steps}: the checkpoint is at step {start} already; give more steps to continue")
+    if args.stop_at is not None and not start < args.stop_at <= args.steps:
+        parser.error(f"--stop-at {args.stop_at} is never reached: it must be in ({start}, {args.steps}]")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device here; use --device cpu or auto")
     try:   # a resumed run keeps its own config, even if the method's defaults changed since
         cfg = METHODS[args.method].Config(**resume["config"]) if resume else \
             build_config(args.method, args.preset, args.set)
@@ -323,8 +330,6 @@ def setup(args):
     run.micro = args.batch_size // (run.world * args.accum)
     run.bf16 = args.precision == "bf16" or (args.precision == "auto" and run.use_cuda)
     run.autocast = torch.autocast(run.device.type, dtype=torch.bfloat16) if run.bf16 else nullcontext()
-    if run.master:
-        os.makedirs(args.out, exist_ok=True)
     return run
 
 
@@ -526,6 +531,8 @@ def main(argv=None):
     run = setup(args)
     start = resume["step"] if resume else 0
     loader = make_data(args, cfg, run, start)
+    if run.master:   # after --data is checked: a run that fails its arguments leaves no empty folder
+        os.makedirs(args.out, exist_ok=True)
     model, raw_model = make_model(args, cfg, run)
     optimizer, base_lr = make_optimizer(args, cfg, raw_model, resume)
     print0(f"{args.method} ({args.preset}): {vit.count_params(raw_model) / 1e6:.2f}M parameters | "

@@ -5,6 +5,7 @@ import errno
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -273,6 +274,37 @@ def test_bad_command_lines_end_in_one_line(tmp_path, capsys, args, message):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and err[0].startswith("usage: train.py") and err[1].startswith("train.py: error:")
     assert message in err[1]
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--accum", "0"], "--accum must be >= 1; got 0"),
+    (["--stop-at", "0"], r"--stop-at 0 is never reached: it must be in \(0, 3\]"),
+    (["--stop-at", "9"], "--stop-at 9 is never reached"),
+    (["--data", "no/such/folder"], "--data: no video folder or file at no/such/folder"),
+])
+def test_bad_arguments_are_one_line_and_leave_no_folder(tmp_path, capsys, extra, message):
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as e:
+        train.main(argv("rvm", out, *extra))
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and re.search(message, err) and "Traceback" not in err
+    assert not out.exists()                                          # nothing created for a run that never ran
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_device_cuda_without_cuda_is_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        train.main(argv("rvm", tmp_path / "run", "--device", "cuda"))
+    assert "--device cuda: no CUDA device here; use --device cpu or auto" in capsys.readouterr().err
+
+
+def test_resume_with_fewer_steps_than_the_checkpoint_is_an_error(tmp_path, capsys):
+    out = tmp_path / "run"
+    train.main(argv("rvm", out, steps=2))
+    with pytest.raises(SystemExit):
+        train.main(argv("rvm", out, "--resume", steps=1))
+    assert "--steps 1: the checkpoint is at step 2 already" in capsys.readouterr().err
+    assert methods.read_checkpoint(str(out / "ckpt.pt"))["train"]["steps"] == 2   # the checkpoint is untouched
 
 
 @pytest.mark.slow
