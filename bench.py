@@ -397,8 +397,11 @@ def main(argv=None):
         parser.error("--frames expects comma-separated positive integers, e.g. 16,32,64")
     if args.threads:
         torch.set_num_threads(args.threads)
-    use_cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
-    device = torch.device("cuda" if use_cuda else "cpu")
+    try:
+        device = methods.device_for(args.device)
+    except ValueError as e:
+        parser.error(str(e))
+    use_cuda = device.type == "cuda"
     if use_cuda:   # as train.py: TF32 for fp32 matmuls
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     args.precision = args.precision or ("bf16" if use_cuda else "fp32")

@@ -273,8 +273,10 @@ def main(argv=None):
     if min(args.iou_videos, args.frames, args.probe_train, args.probe_test, args.probe_frames, args.shapes_videos,
            *args.lengths) < 1:
         parser.error("video counts, --frames, --probe-frames and --lengths must be >= 1")
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          "cpu" if args.device == "auto" else args.device)
+    try:
+        device = methods.device_for(args.device)
+    except ValueError as e:
+        parser.error(str(e))
     args.device_name = str(device)
     loaded = []
     for path in args.ckpt:

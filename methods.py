@@ -74,6 +74,15 @@ def load_checkpoint(path, device="cpu"):
     return model.to(device).eval(), cfg, meta
 
 
+def device_for(name):
+    """--device auto | cpu | cuda (evaluate.py, viz.py, bench.py) -> torch.device:
+    auto is cuda when there is one. A one-line ValueError when cuda is asked for
+    and absent, instead of torch's assertion deep inside the first transfer."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device here; use --device cpu or auto")
+    return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
+
+
 @torch.no_grad()
 def video_features(model, video, chunk=64):
     """(B, T, 3, H, W) -> (B, T, h, w, D) float32 for a video of any length,

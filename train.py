@@ -298,8 +298,10 @@ def parse_args(argv):
         parser.error(f"--steps {args.steps}: the checkpoint is at step {start} already; give more steps to continue")
     if args.stop_at is not None and not start < args.stop_at <= args.steps:
         parser.error(f"--stop-at {args.stop_at} is never reached: it must be in ({start}, {args.steps}]")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda: no CUDA device here; use --device cpu or auto")
+    try:
+        methods.device_for(args.device)   # the message for cuda asked for and absent (setup picks the rank's GPU)
+    except ValueError as e:
+        parser.error(str(e))
     try:   # a resumed run keeps its own config, even if the method's defaults changed since
         cfg = METHODS[args.method].Config(**resume["config"]) if resume else \
             build_config(args.method, args.preset, args.set)

@@ -282,8 +282,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.frames < 1 or args.k < 1 or args.cols < 1 or args.scale < 1 or args.fps < 1:
         parser.error("--frames, --k, --cols, --scale and --fps must be >= 1")
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          "cpu" if args.device == "auto" else args.device)
+    try:
+        device = methods.device_for(args.device)
+    except ValueError as e:
+        parser.error(str(e))
     try:
         models = load_models(args.ckpt, device)
     except (FileNotFoundError, ValueError) as e:

@@ -158,3 +158,7 @@ def test_evaluate_script_clear_errors(tmp_path, capsys):
     with pytest.raises(SystemExit):
         ev.main(["--ckpt", write_ckpt(tmp_path, "rvm"), "--lengths", "16,x"])
     assert "--lengths" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit):
+            ev.main(["--ckpt", write_ckpt(tmp_path, "rvm"), "--device", "cuda"])
+        assert "no CUDA device here" in capsys.readouterr().err

@@ -63,3 +63,11 @@ def test_video_features_in_chunks_equal_one_pass(name):
     model, cfg = tiny_model(name)
     video = torch.rand(1, 2 * getattr(cfg, "num_frames", 4) + 2, 3, 32, 32)  # a partial last window too
     assert torch.allclose(methods.video_features(model, video, chunk=3), model.features(video), atol=1e-5)
+
+
+def test_device_for():
+    assert methods.device_for("cpu") == torch.device("cpu")
+    assert methods.device_for("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="--device cuda: no CUDA device here; use --device cpu or auto"):
+            methods.device_for("cuda")
