@@ -13,6 +13,7 @@ dict), "method", "step", plus what train.py needs to resume ("optimizer",
 "rng", "train", "data") and "versions".
 """
 import os
+import re
 
 import torch
 
@@ -47,7 +48,13 @@ def read_checkpoint(path):
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # a truncated or corrupt file fails inside the zip/pickle reader
-        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        text = str(e)
+        asks = re.search(r"(?:unsupported|Unsupported)\s+(?:GLOBAL\s+|global:\s*GLOBAL\s+)?([\w.]+)", text)
+        if "Weights only load failed" in text:   # torch's advice (weights_only=False) would run the file's code
+            raise ValueError(f"{path}: refused: this file is not a plain checkpoint of tensors and numbers"
+                             f"{f' (it asks to load {asks.group(1)})' if asks else ''}; it may be unsafe, and "
+                             f"this project never loads such files") from None
+        reason = (text.strip().splitlines() or [type(e).__name__])[0]
         raise ValueError(f"{path} is not a readable checkpoint (truncated or corrupt?): {reason}") from None
     missing = [k for k in ("model", "config", "method", "step") if not isinstance(ckpt, dict) or k not in ckpt]
     if missing or ckpt["method"] not in METHODS:

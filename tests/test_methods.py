@@ -1,4 +1,6 @@
 """Tests for methods.py: the registry, checkpoints back to models, features of long videos."""
+import os
+
 import pytest
 import torch
 
@@ -71,3 +73,23 @@ def test_device_for():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="--device cuda: no CUDA device here; use --device cpu or auto"):
             methods.device_for("cuda")
+
+
+class RunsCode:
+    """Unpickling this calls os.system: what a malicious checkpoint would do."""
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_an_unsafe_checkpoint_is_refused_with_a_safe_message(tmp_path):
+    marker, path = tmp_path / "ran", tmp_path / "evil.pt"
+    torch.save({"model": {}, "config": {}, "method": "rvm", "step": 0, "x": RunsCode(marker)}, path)
+    with pytest.raises(ValueError) as e:
+        methods.load_checkpoint(str(path))
+    message = str(e.value)
+    assert "refused" in message and "asks to load posix.system" in message and "never loads such files" in message
+    assert "weights_only" not in message and "\n" not in message    # no advice to load it unsafely
+    assert not marker.exists()                                       # its code never ran
