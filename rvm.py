@@ -71,9 +71,7 @@ class Config:
     grad_clip: float = 1.0      # MAE 0 (no clip); tiny 1.0 guards backprop through time at a larger lr
 
     def __post_init__(self):
-        if self.img_size % self.patch:
-            raise ValueError(f"img_size={self.img_size} is not divisible by patch={self.patch}")
-        vit.num_visible((self.img_size // self.patch) ** 2, self.mask_ratio)  # raises on a bad ratio
+        vit.check_config(self)   # widths, heads, ratios, optimizer values: one line naming the field
         if self.core not in ("gru", "sa"):
             raise ValueError(f"core must be 'gru' or 'sa'; got {self.core!r}")
         if self.n_source < 1 or self.n_targets < 1:

@@ -68,10 +68,9 @@ class Config:
     grad_clip: float = 1.0      # paper 0 (VideoMAE does not clip); tiny 1.0 guards the larger lr
 
     def __post_init__(self):
-        if self.img_size % self.patch or self.num_frames % self.tubelet:
-            raise ValueError(f"need img_size % patch == 0 and num_frames % tubelet == 0; got {self.img_size} % "
-                             f"{self.patch}, {self.num_frames} % {self.tubelet}")
-        vit.num_visible((self.img_size // self.patch) ** 2, self.mask_ratio)  # raises on a bad ratio
+        vit.check_config(self)   # widths, heads, ratios, optimizer values: one line naming the field
+        if self.tubelet < 1 or self.num_frames < 1 or self.num_frames % self.tubelet:
+            raise ValueError(f"num_frames={self.num_frames} must be a positive multiple of tubelet={self.tubelet}")
         if self.clip_len < (self.num_frames - 1) * self.stride + 1:
             raise ValueError(f"clip_len={self.clip_len} cannot hold {self.num_frames} frames at stride "
                              f"{self.stride}; need >= {(self.num_frames - 1) * self.stride + 1}")

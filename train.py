@@ -535,7 +535,10 @@ def main(argv=None):
     loader = make_data(args, cfg, run, start)
     if run.master:   # after --data is checked: a run that fails its arguments leaves no empty folder
         os.makedirs(args.out, exist_ok=True)
-    model, raw_model = make_model(args, cfg, run)
+    try:   # a config that passes its own checks but not a layer's: still one line
+        model, raw_model = make_model(args, cfg, run)
+    except ValueError as e:
+        args.fail(f"--set: {e}")
     optimizer, base_lr = make_optimizer(args, cfg, raw_model, resume)
     print0(f"{args.method} ({args.preset}): {vit.count_params(raw_model) / 1e6:.2f}M parameters | "
            f"{run.world} x {run.device.type}{' ' + args.dist if run.distributed else ''} | "

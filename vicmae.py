@@ -77,9 +77,7 @@ class Config:
     grad_clip: float = 1.0      # paper 0 (MAE does not clip); tiny 1.0 guards its larger lr
 
     def __post_init__(self):
-        if self.img_size % self.patch:
-            raise ValueError(f"img_size={self.img_size} is not divisible by patch={self.patch}")
-        vit.num_visible((self.img_size // self.patch) ** 2, self.mask_ratio)  # raises on a bad ratio
+        vit.check_config(self)   # widths, heads, ratios, optimizer values: one line naming the field
         if self.pool not in ("mean", "max", "gem"):
             raise ValueError(f"pool must be 'mean', 'max' or 'gem'; got {self.pool!r}")
         if self.gem_p <= 0 or self.tau <= 0:

@@ -19,6 +19,8 @@ Shape legend (used in every `# (...)` comment of the project):
 Token order is row-major everywhere: token n sits at row n // w, column n % w;
 a video's tokens are time-major (all of frame 0, then frame 1, ...).
 """
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -200,8 +202,10 @@ def num_visible(N, ratio):
     """Tokens kept out of N at mask ratio `ratio`: int(N * (1 - ratio)), with
     a tiny epsilon so that e.g. N=100, ratio=0.9 keeps 10 and not 9
     (100 * (1 - 0.9) is 9.999999999999998 in floating point)."""
+    if not (isinstance(ratio, (int, float)) and 0 <= ratio < 1):   # NaN too: it fails every comparison
+        raise ValueError(f"mask ratio {ratio} is not in [0, 1)")
     keep = int(N * (1 - ratio) + 1e-6)
-    if not 0 <= ratio < 1 or keep < 1:
+    if keep < 1:
         raise ValueError(f"mask ratio {ratio} keeps {keep} of {N} tokens; need 0 <= ratio < 1 and at least 1 kept")
     return keep
 
@@ -458,6 +462,38 @@ def paste_patches(pred, frames, mask, patch, norm_pix=False):
     pred = denormalize_patches(pred.float(), target) if norm_pix else pred.float()
     paste = torch.where(mask[..., None].bool(), pred, target)           # (B, N, P)
     return unpatchify(pred, p, H // p, W // p), unpatchify(paste, p, H // p, W // p)   # (B, 3, H, W) each
+
+
+def check_config(cfg):
+    """The checks every method's Config shares, run first in its __post_init__:
+    a one-line ValueError naming the field, before any layer is built (a bad
+    width would otherwise fail deep inside Attention, a bad beta inside AdamW).
+    Fields a method lacks are skipped."""
+    get = {k: getattr(cfg, k) for k in vars(cfg)}
+    for k, least in (("img_size", 1), ("patch", 1), ("dim", 1), ("heads", 1), ("decoder_dim", 1),
+                     ("decoder_heads", 1), ("clip_len", 1), ("depth", 0), ("decoder_depth", 0), ("core_depth", 0)):
+        if k in get and (not isinstance(get[k], int) or get[k] < least):
+            raise ValueError(f"{k} must be an integer >= {least}; got {get[k]!r}")
+    if get["img_size"] % get["patch"]:
+        raise ValueError(f"img_size={get['img_size']} is not divisible by patch={get['patch']}")
+    for width, heads in (("dim", "heads"), ("decoder_dim", "decoder_heads")):
+        if width in get and get[width] % get[heads]:
+            raise ValueError(f"{width}={get[width]} is not divisible by {heads}={get[heads]}")
+        if width in get and get[width] % 4:   # 2D sin-cos positions: D/4 frequencies per axis and [sin, cos]
+            raise ValueError(f"{width}={get[width]} must be divisible by 4 (2D sin-cos positions)")
+    for k in ("mlp_ratio", "blr"):
+        v = get.get(k)
+        if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+            raise ValueError(f"{k} must be a number > 0; got {v!r}")
+    for k in ("weight_decay", "grad_clip", "warmup_steps"):
+        v = get.get(k)
+        if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+            raise ValueError(f"{k} must be a number >= 0; got {v!r}")
+    betas = get.get("betas")
+    if betas is not None and not (isinstance(betas, (tuple, list)) and len(betas) == 2 and
+                                  all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas)):
+        raise ValueError(f"betas must be two numbers in [0, 1), e.g. 0.9,0.95; got {betas!r}")
+    num_visible((get["img_size"] // get["patch"]) ** 2, get["mask_ratio"])   # at least one token kept
 
 
 def count_params(module):

@@ -281,6 +281,15 @@ def test_bad_command_lines_end_in_one_line(tmp_path, capsys, args, message):
     (["--stop-at", "0"], r"--stop-at 0 is never reached: it must be in \(0, 3\]"),
     (["--stop-at", "9"], "--stop-at 9 is never reached"),
     (["--data", "no/such/folder"], "--data: no video folder or file at no/such/folder"),
+    (["--set", "heads=3"], "dim=32 is not divisible by heads=3"),
+    (["--set", "dim=63"], "dim=63 is not divisible by heads=2"),
+    (["--set", "patch=0"], "patch must be an integer >= 1; got 0"),
+    (["--set", "img_size=0"], "img_size must be an integer >= 1; got 0"),
+    (["--set", "blr=-1"], "blr must be a number > 0; got -1.0"),
+    (["--set", "betas=0.9"], r"betas must be two numbers in \[0, 1\)"),
+    (["--set", "mask_ratio=nan"], r"mask ratio nan is not in \[0, 1\)"),
+    (["--set", "weight_decay=-1"], "weight_decay must be a number >= 0"),
+    (["--set", "decoder_heads=5"], "decoder_dim=32 is not divisible by decoder_heads=5"),
 ])
 def test_bad_arguments_are_one_line_and_leave_no_folder(tmp_path, capsys, extra, message):
     out = tmp_path / "run"

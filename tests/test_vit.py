@@ -1,10 +1,13 @@
 """Tests for vit.py: each one fails if the piece it names were wrong."""
+import dataclasses
 import math
+import re
 
 import pytest
 import torch
 import torch.nn as nn
 
+import methods
 import vit
 
 
@@ -312,3 +315,22 @@ def test_paste_patches_is_target_where_visible_and_prediction_where_masked():
                     want = want * (true.var() + 1e-6).sqrt() + true.mean()
                 assert torch.allclose(image[b, :, rows, cols], want, atol=1e-5)
                 assert torch.allclose(paste[b, :, rows, cols], want if mask[b, n] else true, atol=1e-5)
+
+
+@pytest.mark.parametrize("name, field, value, message", [
+    ("siammae", "heads", 3, "dim=128 is not divisible by heads=3"),
+    ("vicmae", "decoder_dim", 130, "decoder_dim=130 is not divisible by decoder_heads=4"),
+    ("rvm", "dim", 66, "dim=66 must be divisible by 4"),
+    ("sigma", "patch", 0, "patch must be an integer >= 1"),
+    ("rvm", "depth", -1, "depth must be an integer >= 0"),
+    ("siammae", "mask_ratio", float("nan"), "mask ratio nan"),
+    ("vicmae", "blr", 0.0, "blr must be a number > 0"),
+    ("sigma", "betas", (0.9,), "betas must be two numbers"),
+    ("rvm", "betas", (0.9, 1.0), "betas must be two numbers"),
+    ("siammae", "grad_clip", float("inf"), "grad_clip must be a number >= 0"),
+])
+def test_every_config_checks_the_shared_fields_by_name(name, field, value, message):
+    cfg = methods.METHODS[name].Config()
+    with pytest.raises(ValueError, match=re.escape(message)):
+        dataclasses.replace(cfg, **{field: value})
+    assert dataclasses.replace(cfg, depth=0).depth == 0             # a depth of 0 is a model too (no blocks)
