@@ -12,15 +12,13 @@ weights_only=True: "model" (state dict), "config" (the method's Config as a
 dict), "method", "step", plus what train.py needs to resume ("optimizer",
 "rng", "train", "data") and "versions".
 """
-import os
-import re
-
 import torch
 
 import rvm
 import siammae
 import sigma
 import vicmae
+import vit
 
 # name -> module (Config, sample, the model class) and name -> its model class
 METHODS = {"rvm": rvm, "siammae": siammae, "vicmae": vicmae, "sigma": sigma}
@@ -43,19 +41,7 @@ def param_groups(model, weight_decay):
 def read_checkpoint(path):
     """The checkpoint dict at `path`, or a one-line error naming the path.
     weights_only=True: a file that would run code when unpickled is refused."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # a truncated or corrupt file fails inside the zip/pickle reader
-        text = str(e)
-        asks = re.search(r"(?:unsupported|Unsupported)\s+(?:GLOBAL\s+|global:\s*GLOBAL\s+)?([\w.]+)", text)
-        if "Weights only load failed" in text:   # torch's advice (weights_only=False) would run the file's code
-            raise ValueError(f"{path}: refused: this file is not a plain checkpoint of tensors and numbers"
-                             f"{f' (it asks to load {asks.group(1)})' if asks else ''}; it may be unsafe, and "
-                             f"this project never loads such files") from None
-        reason = (text.strip().splitlines() or [type(e).__name__])[0]
-        raise ValueError(f"{path} is not a readable checkpoint (truncated or corrupt?): {reason}") from None
+    ckpt = vit.load_plain(path)
     missing = [k for k in ("model", "config", "method", "step") if not isinstance(ckpt, dict) or k not in ckpt]
     if missing or ckpt["method"] not in METHODS:
         raise ValueError(f"{path} is not a train.py checkpoint (missing {missing or 'a known method'})")

@@ -153,10 +153,12 @@ def load_encoder(path, patch, feat_dim):
     """phi = the frozen vit.ViT under "encoder." (siammae, vicmae, rvm) of a train.py checkpoint
     {"model": state_dict, "config": dict} with img_size, patch, dim, depth, heads (mlp_ratio)."""
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        ckpt = vit.load_plain(path)
     except FileNotFoundError:
         raise ValueError(f"projector={path!r}: no such file; use 'mlp' or a checkpoint written by train.py") from None
-    c = ckpt.get("config", {})   # its tokens must be our tubes (same patch), its width our feature dim F
+    except ValueError as e:
+        raise ValueError(f"projector: {e}") from None
+    c = ckpt.get("config", {}) if isinstance(ckpt, dict) else {}   # its tokens must be our tubes (same patch), its width our feature dim F
     if any(k not in c for k in ("img_size", "patch", "dim", "depth", "heads")) or \
             (c["patch"], c["dim"]) != (patch, feat_dim):
         raise ValueError(f"projector checkpoint {path!r}: need config img_size, depth, heads, patch={patch}, "
@@ -164,8 +166,9 @@ def load_encoder(path, patch, feat_dim):
     encoder = vit.ViT(c["img_size"], c["patch"], c["dim"], c["depth"], c["heads"], c.get("mlp_ratio", 4.0))
     try:
         encoder.load_state_dict({k[8:]: v for k, v in ckpt["model"].items() if k.startswith("encoder.")})
-    except RuntimeError as e:
-        raise ValueError(f"projector checkpoint {path!r} has no vit.ViT under 'encoder.': {e}") from None
+    except (RuntimeError, KeyError, AttributeError) as e:
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ValueError(f"projector checkpoint {path!r} has no vit.ViT under 'encoder.': {reason}") from None
     return encoder.requires_grad_(False).eval()
 
 

@@ -276,6 +276,11 @@ def parse_args(argv):
             parser.error(f"--resume: {e}")
         if resume["method"] != args.method:
             parser.error(f"--resume: {args.ckpt_path} is a {resume['method']} run, not {args.method}")
+        missing = [k for k in ("optimizer", "rng", "train") if k not in resume]
+        if "train" in resume:
+            missing += [f"train.{k}" for k in RUN_KEYS + ("steps",) if k not in resume["train"]]
+        if missing:
+            parser.error(f"--resume: {args.ckpt_path} lacks {', '.join(missing)}: not a checkpoint of train.py's loop")
         for key in RUN_KEYS:
             given, saved = getattr(args, key), resume["train"][key]
             if given not in (None, []) and given != saved:
@@ -383,7 +388,11 @@ def make_optimizer(args, cfg, raw_model, resume):
     optimizer = torch.optim.AdamW(methods.param_groups(raw_model, cfg.weight_decay), lr=base_lr,
                                   betas=tuple(cfg.betas), fused=True)
     if resume:
-        load_full_state(raw_model, optimizer, resume)   # full state dicts load into any mode
+        try:
+            load_full_state(raw_model, optimizer, resume)   # full state dicts load into any mode
+        except (RuntimeError, KeyError, ValueError) as e:   # torch lists every mismatched key: keep the first line
+            args.fail(f"--resume: the weights in {args.ckpt_path} do not fit {args.method} with its config "
+                      f"({(str(e).strip().splitlines() or [type(e).__name__])[0]})")
         set_rng_state(resume["rng"])
     return optimizer, base_lr
 

@@ -20,6 +20,8 @@ Token order is row-major everywhere: token n sits at row n // w, column n % w;
 a video's tokens are time-major (all of frame 0, then frame 1, ...).
 """
 import math
+import os
+import re
 
 import torch
 import torch.nn as nn
@@ -494,6 +496,28 @@ def check_config(cfg):
                                   all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas)):
         raise ValueError(f"betas must be two numbers in [0, 1), e.g. 0.9,0.95; got {betas!r}")
     num_visible((get["img_size"] // get["patch"]) ** 2, get["mask_ratio"])   # at least one token kept
+
+
+def load_plain(path):
+    """torch.load(path) with weights_only=True: a dict of tensors and numbers, or
+    a one-line error naming the path. A file that would run code when unpickled
+    is refused, without torch's advice to load it unsafely. Every checkpoint
+    read in the project goes through here (methods.read_checkpoint, SIGMA's
+    frozen phi)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a truncated or corrupt file fails inside the zip/pickle reader
+        text = str(e)
+        asks = re.search(r"GLOBAL\s+([\w.]+)", text)   # a pickle that names code to import and call
+        if asks:   # torch's advice here (weights_only=False) would run the file's code
+            raise ValueError(f"{path}: refused: this file is not a plain checkpoint of tensors and numbers "
+                             f"(it asks to load {asks.group(1)}); it may be unsafe, and this project never "
+                             f"loads such files") from None
+        lines = [line for line in text.strip().splitlines() if line.strip() and "weights_only" not in line]
+        reason = (lines or [type(e).__name__])[0]
+        raise ValueError(f"{path} is not a readable checkpoint (truncated or corrupt?): {reason}") from None
 
 
 def count_params(module):

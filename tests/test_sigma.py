@@ -307,6 +307,15 @@ def test_projector_from_a_checkpoint(tmp_path):
         sigma.SIGMA(small_cfg(projector=str(tmp_path / "missing.pt")))
     with pytest.raises(ValueError, match="feat_dim"):
         sigma.SIGMA(small_cfg(projector=str(path), feat_dim=32))
+    garbage, evil, other = tmp_path / "garbage.pt", tmp_path / "evil.pt", tmp_path / "other.pt"
+    garbage.write_bytes(b"not a checkpoint")
+    torch.save({"model": {}, "config": {}, "x": vit.ViT}, evil)      # a class: would run code if unpickled
+    torch.save({"config": dict(img_size=32, patch=8, dim=16, depth=1, heads=2)}, other)   # no weights at all
+    for bad, message in ((garbage, "not a readable checkpoint"), (evil, "refused: .*never loads such files"),
+                         (other, "has no vit.ViT under 'encoder.'")):
+        with pytest.raises(ValueError, match=message) as e:
+            sigma.SIGMA(small_cfg(projector=str(bad), feat_dim=16))
+        assert "\n" not in str(e.value) and "projector" in str(e.value)
 
 
 # ----------------------------------------------------------------------------

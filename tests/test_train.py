@@ -143,6 +143,23 @@ def test_resume_survives_a_cut_metrics_line_and_a_full_disk(tmp_path, monkeypatc
     assert [r["loss"] for r in metrics(out)] == [r["loss"] for r in metrics(straight)]
 
 
+def test_resume_from_an_incomplete_or_misfitting_checkpoint_is_one_line(tmp_path, capsys):
+    out = tmp_path / "run"
+    train.main(argv("rvm", out, steps=2))
+    path = out / "ckpt.pt"
+    good = torch.load(path, weights_only=True)
+    torch.save({k: v for k, v in good.items() if k not in ("rng", "train")}, path)      # e.g. written by hand
+    with pytest.raises(SystemExit):
+        train.main(argv("rvm", out, "--resume", steps=4))
+    assert "lacks rng, train: not a checkpoint of train.py's loop" in capsys.readouterr().err
+    bad = dict(good, model={k: v[..., :1] if v.ndim else v for k, v in good["model"].items()})  # wrong shapes
+    torch.save(bad, path)
+    with pytest.raises(SystemExit):
+        train.main(argv("rvm", out, "--resume", steps=4))
+    err = capsys.readouterr().err
+    assert "--resume: the weights in" in err and "do not fit rvm" in err and "Traceback" not in err
+
+
 def test_resume_rejects_a_contradicting_run(tmp_path, capsys):
     train.main(argv("siammae", tmp_path, steps=1))
     with pytest.raises(SystemExit):
