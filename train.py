@@ -55,6 +55,8 @@ PRESETS = {
 # dense bf16 peak of one GPU, for the MFU in the log line (--peak-tflops for others)
 PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}
 CKPT_NAME = "ckpt.pt"
+EXIT_CODES = """exit codes: 0 done (or --stop-at), 1 error (a bad loss, a full disk), 2 bad arguments,
+128 + signal (130 Ctrl-C, 143 SIGTERM): interrupted, saved, continue with --resume"""
 
 
 # ----------------------------------------------------------------------------
@@ -221,8 +223,7 @@ def plot_losses(metrics_path, png_path):
 def get_parser():
     p = argparse.ArgumentParser(prog="train.py", description="\n\n".join(__doc__.split("\n\n")[:2]),
                                 usage="%(prog)s --method NAME [options] (-h for all)",
-                                epilog="exit codes: 0 done (or --stop-at), 1 error (a bad loss, a full disk), 2 bad arguments,\n"
-                                       "128 + signal (130 Ctrl-C, 143 SIGTERM): interrupted, saved, continue with --resume",
+                                epilog=EXIT_CODES,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--method", required=True, choices=list(METHODS), help="which method file to train")
     p.add_argument("--preset", choices=list(PRESETS), help="model and run size: tiny (CPU, default) or small (GPU)")
@@ -466,6 +467,7 @@ def train_loop(args, cfg, run, model, raw_model, optimizer, loader, base_lr, sta
     peak = args.peak_tflops or next((v for k, v in PEAK_TFLOPS.items()
                                      if run.use_cuda and k in torch.cuda.get_device_name(run.device)), None)
     step, keys, flops_per_step = start, None, None
+    saved = start if start else None   # the step of the checkpoint on disk, if any
     t_log, steps_since_log = time.time(), 0
     t_mean, steps_mean = None, 0   # the ETA's running mean of step time, from the end of the first step
     model.train()
@@ -501,7 +503,9 @@ def train_loop(args, cfg, run, model, raw_model, optimizer, loader, base_lr, sta
             stats[:-1] /= run.world
         stats = stats.tolist()
         if not math.isfinite(stats[0]):   # before the update: the parameters and checkpoint stay good
-            return step, f"loss is {stats[0]} at step {step + 1}; stopped, {args.ckpt_path} keeps the last good state"
+            on_disk = (f"{args.ckpt_path} holds step {saved} (its losses are in metrics.jsonl: check them "
+                       f"before resuming)" if saved is not None else "no checkpoint was written")
+            return step, f"loss is {stats[0]} at step {step + 1}; stopped before the update, {on_disk}"
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(raw_model.parameters(), cfg.grad_clip)
         optimizer.step()
@@ -534,6 +538,7 @@ def train_loop(args, cfg, run, model, raw_model, optimizer, loader, base_lr, sta
             return step, f"stopped by {why} at step {step}; continue with --resume"
         if args.ckpt_every and step % args.ckpt_every == 0 and step < args.steps:
             checkpoint(args, cfg, run, raw_model, optimizer, step)
+            saved = step
     return step, None
 
 

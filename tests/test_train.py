@@ -181,10 +181,15 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
     with pytest.raises(SystemExit) as e:
         train.main(argv("siammae", tmp_path, "--ckpt-every", "1", steps=5))
     assert e.value.code == 1
-    assert "loss is nan at step 3" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "loss is nan at step 3" in err and "ckpt.pt holds step 2" in err
     ckpt = methods.read_checkpoint(str(tmp_path / "ckpt.pt"))
     assert ckpt["step"] == 2
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
+    fresh = tmp_path / "fresh"                                       # no checkpoint yet: it says so
+    with pytest.raises(SystemExit):
+        train.main(argv("siammae", fresh, steps=5))
+    assert "no checkpoint was written" in capsys.readouterr().err and not (fresh / "ckpt.pt").exists()
 
 
 @pytest.mark.slow
