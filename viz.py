@@ -248,15 +248,17 @@ def model_maps(name, model, cfg, video, mask, args, device):
 
 def save_reconstruction(name, model, cfg, method, video, args, device):
     """recon_NAME.png: the method's own frame sampling (its `sample`) on the
-    first clip_len frames of the video, then its `reconstruct`."""
+    first clip_len frames of the video, then its `reconstruct`. -> the file
+    name, or None when the video is too short for the method's sampling."""
     if len(video) < cfg.clip_len:
         print(f"[{name}] no reconstruction: the video has {len(video)} frames, {method} samples from "
               f"{cfg.clip_len}", flush=True)
-        return
+        return None
     batch = methods.METHODS[method].sample(video[None, :cfg.clip_len], cfg, torch.Generator().manual_seed(args.seed))
     batch = {k: v.to(device) for k, v in batch.items()}
     rows = RECONSTRUCTIONS[method](batch, model.reconstruct(batch), cfg.patch)
     panel_figure(rows, os.path.join(args.out, f"recon_{name}.png"), f"{name}: reconstruction ({args.video})")
+    return f"recon_{name}.png"
 
 
 def get_parser():
@@ -309,7 +311,8 @@ def main(argv=None):
     if mask is not None:   # the noise square's mask or the shapes' instance ids, colour-coded
         truth = colorize(mask.long().numpy(), max(2, int(mask.max()) + 1))
         demo_rows.append(("true mask", truth))
-    columns = [(inp, truth if truth is not None else inp)]
+    columns, written = [(inp, truth if truth is not None else inp)], ["pca.png", "kmeans.png", "demo.png",
+                                                                      "demo.gif", "demo.mp4"]
     for name, model, cfg, method in models:
         print(f"[{name}] features of {T} frames", flush=True)
         pca, km, fmap = model_maps(name, model, cfg, video, mask, args, device)
@@ -317,12 +320,12 @@ def main(argv=None):
         km_rows += [(f"{name} k-means", km), (f"{name} overlay", 0.5 * inp + 0.5 * km)]
         demo_rows += [(f"{name} k-means", km), (f"{name} feature", fmap)]
         columns.append((km, fmap))
-        save_reconstruction(name, model, cfg, method, full, args, device)
+        written.append(save_reconstruction(name, model, cfg, method, full, args, device))
     strip_figure(pca_rows, times, os.path.join(args.out, "pca.png"), "PCA of features, top 3 components as RGB")
     strip_figure(km_rows, times, os.path.join(args.out, "kmeans.png"), f"k-means, K={args.k}, over all frames")
     strip_figure(demo_rows, times, os.path.join(args.out, "demo.png"), "input / k-means / feature map")
     save_animation(columns, os.path.join(args.out, "demo"), args.scale, args.fps)
-    print(f"wrote pca.png kmeans.png demo.png demo.gif demo.mp4 recon_*.png to {args.out}", flush=True)
+    print(f"wrote {' '.join(w for w in written if w)} to {args.out}", flush=True)
 
 
 if __name__ == "__main__":

@@ -82,3 +82,13 @@ def test_viz_all_methods_long_video(tmp_path):
         viz.main(sum([["--ckpt", c] for c in ckpts], []) + ["--video", video, "--frames", "64", "--out", str(out)])
         assert iio.imread(out / "demo.gif").shape[0] == 64
         assert len(list(out.glob("recon_*.png"))) == 4
+
+
+def test_viz_says_only_what_it_wrote(tmp_path, capsys):
+    video = tmp_path / "short.gif"                                   # 6 frames: shorter than RVM's clip
+    iio.imwrite(video, (np.random.default_rng(0).random((6, 32, 32, 3)) * 255).astype(np.uint8), duration=100)
+    out = tmp_path / "viz"
+    viz.main(["--ckpt", write_ckpt(tmp_path, "rvm"), "--video", str(video), "--frames", "6", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert "no reconstruction" in printed and not (out / "recon_rvm.png").exists()
+    assert f"wrote pca.png kmeans.png demo.png demo.gif demo.mp4 to {out}" in printed
