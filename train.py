@@ -547,29 +547,31 @@ def main(argv=None):
     run = setup(args)
     start = resume["step"] if resume else 0
     loader = make_data(args, cfg, run, start)
-    if run.master:   # after --data is checked: a run that fails its arguments leaves no empty folder
-        os.makedirs(args.out, exist_ok=True)
     try:   # a config that passes its own checks but not a layer's: still one line
         model, raw_model = make_model(args, cfg, run)
     except ValueError as e:
         args.fail(f"--set: {e}")
     optimizer, base_lr = make_optimizer(args, cfg, raw_model, resume)
+    if run.master:   # after data, model and resume are checked: a run that fails its input leaves no folder
+        os.makedirs(args.out, exist_ok=True)
     print0(f"{args.method} ({args.preset}): {vit.count_params(raw_model) / 1e6:.2f}M parameters | "
            f"{run.world} x {run.device.type}{' ' + args.dist if run.distributed else ''} | "
            f"{'bf16' if run.bf16 else 'fp32'} | batch {args.batch_size} = {run.world} x {args.accum} x {run.micro} | "
            f"lr {base_lr:.2e} | data {args.data} | steps {start}->{args.steps} | out {args.out}")
     metrics_path = open_metrics(args, run, start)
     stop, handlers = catch_signals()
-    step, ended = train_loop(args, cfg, run, model, raw_model, optimizer, loader, base_lr, start, metrics_path, stop)
-
-    # the end: a final checkpoint (unless the loss went bad), the loss curve, the process group
-    failed = ended is not None and ended.startswith("loss is")
-    if not failed:
-        checkpoint(args, cfg, run, raw_model, optimizer, step)
-    if run.master and os.path.getsize(metrics_path) > 0:
-        plot_losses(metrics_path, os.path.join(args.out, "loss.png"))
-    for s, h in handlers.items():
-        signal.signal(s, h)
+    try:   # the handlers go back even when a write fails (a full disk) half-way through the end
+        step, ended = train_loop(args, cfg, run, model, raw_model, optimizer, loader, base_lr, start, metrics_path,
+                                 stop)
+        # the end: a final checkpoint (unless the loss went bad), the loss curve, the process group
+        failed = ended is not None and ended.startswith("loss is")
+        if not failed:
+            checkpoint(args, cfg, run, raw_model, optimizer, step)
+        if run.master and os.path.getsize(metrics_path) > 0:
+            plot_losses(metrics_path, os.path.join(args.out, "loss.png"))
+    finally:
+        for s, h in handlers.items():
+            signal.signal(s, h)
     if run.own_group:
         dist.barrier()
         dist.destroy_process_group()

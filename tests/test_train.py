@@ -160,6 +160,28 @@ def test_resume_from_an_incomplete_or_misfitting_checkpoint_is_one_line(tmp_path
     assert "--resume: the weights in" in err and "do not fit rvm" in err and "Traceback" not in err
 
 
+def test_a_full_disk_during_a_checkpoint_write_keeps_the_previous_one_and_it_resumes_exactly(tmp_path, monkeypatch):
+    straight, out = tmp_path / "straight", tmp_path / "run"
+    train.main(argv("siammae", straight, steps=5))
+    train.main(argv("siammae", out, "--stop-at", "3", steps=5))
+    save = train.torch.save
+
+    def full_disk(obj, f):
+        with open(f, "wb") as fh:
+            fh.write(b"half a checkpoint")
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(train.torch, "save", full_disk)
+    with pytest.raises(OSError, match="could not write .*ckpt.pt .*No space left.*the previous checkpoint is kept"):
+        train.main(argv("siammae", out, "--resume", steps=5))            # trains to 5, then the write fails
+    monkeypatch.setattr(train.torch, "save", save)
+    assert methods.read_checkpoint(str(out / "ckpt.pt"))["step"] == 3 and not (out / "ckpt.pt.tmp").exists()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # Ctrl-C is Python's again
+    train.main(argv("siammae", out, "--resume", steps=5))
+    assert [r["loss"] for r in metrics(out)] == [r["loss"] for r in metrics(straight)]
+    a, b = (torch.load(d / "ckpt.pt", weights_only=True)["model"] for d in (straight, out))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_resume_rejects_a_contradicting_run(tmp_path, capsys):
     train.main(argv("siammae", tmp_path, steps=1))
     with pytest.raises(SystemExit):
