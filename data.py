@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 import toyworld
+import vit
 from toyworld import DIRECTIONS, generator, new_seed, randint, uniform
 
 VIDEO_EXTS = (".mp4", ".webm", ".avi", ".mov", ".mkv", ".gif")
@@ -55,12 +56,6 @@ def item_generator(seed, index, salt=ITEM):
 def _natural_key(path):
     # "frame10.png" sorts after "frame9.png": digit runs compare as numbers
     return [int(s) if s.isdigit() else s.lower() for s in re.split(r"(\d+)", path.name)]
-
-
-def _first_line(err):
-    # imageio's ffmpeg errors carry the whole ffmpeg banner; the first line says what went wrong
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
 
 
 def _to_rgb(frame, path):
@@ -115,7 +110,7 @@ def read_image(path, size=None):
     try:
         frame = iio.imread(path, index=0, plugin="pillow")  # pillow reads jpg/png; no fallbacks to guess with
     except Exception as e:  # imageio raises OSError, ValueError, ... depending on the backend
-        raise ValueError(f"cannot read image {path}: {_first_line(e)}") from e
+        raise ValueError(f"cannot read image {path}: {vit.first_line(e)}") from e
     image = _to_rgb(frame, path)
     return image if size is None else _resize(image, size)
 
@@ -150,7 +145,7 @@ def read_video(path, size=None, max_frames=None, min_frames=None):
                 if len(frames) == max_frames:
                     break
         except Exception as e:  # the backends raise OSError, ValueError, RuntimeError...
-            raise ValueError(f"cannot read video {path}: {_first_line(e)}") from e
+            raise ValueError(f"cannot read video {path}: {vit.first_line(e)}") from e
     else:
         raise ValueError(f"unsupported file {path}: expected a video ({' '.join(VIDEO_EXTS)}) "
                          f"or a folder of {' '.join(IMAGE_EXTS)} frames")

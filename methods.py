@@ -62,7 +62,7 @@ def load_checkpoint(path, device="cpu"):
         model.load_state_dict(ckpt["model"])
     except RuntimeError as e:   # torch lists every missing / unexpected key: keep the first line
         raise ValueError(f"{path}: its weights do not fit {ckpt['method']} with its config "
-                         f"({str(e).strip().splitlines()[0]})") from None
+                         f"({vit.first_line(e)})") from None
     meta = {k: v for k, v in ckpt.items() if k not in ("model", "optimizer")}
     return model.to(device).eval(), cfg, meta
 

@@ -167,8 +167,8 @@ def load_encoder(path, patch, feat_dim):
     try:
         encoder.load_state_dict({k[8:]: v for k, v in ckpt["model"].items() if k.startswith("encoder.")})
     except (RuntimeError, KeyError, AttributeError) as e:
-        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise ValueError(f"projector checkpoint {path!r} has no vit.ViT under 'encoder.': {reason}") from None
+        raise ValueError(f"projector checkpoint {path!r} has no vit.ViT under 'encoder.': "
+                         f"{vit.first_line(e)}") from None
     return encoder.requires_grad_(False).eval()
 
 

@@ -171,7 +171,7 @@ def save_checkpoint(path, ckpt):
     except (OSError, RuntimeError) as e:   # a full disk surfaces from torch's zip writer as a RuntimeError
         if os.path.exists(tmp):
             os.remove(tmp)
-        reason = (str(e).strip().splitlines() or [type(e).__name__])[-1]
+        reason = vit.first_line(e)
         kept = "the previous checkpoint is kept" if os.path.exists(path) else "no checkpoint was written"
         raise OSError(f"could not write {path} ({reason}); {kept}") from None
 
@@ -393,7 +393,7 @@ def make_optimizer(args, cfg, raw_model, resume):
             load_full_state(raw_model, optimizer, resume)   # full state dicts load into any mode
         except (RuntimeError, KeyError, ValueError) as e:   # torch lists every mismatched key: keep the first line
             args.fail(f"--resume: the weights in {args.ckpt_path} do not fit {args.method} with its config "
-                      f"({(str(e).strip().splitlines() or [type(e).__name__])[0]})")
+                      f"({vit.first_line(e)})")
         set_rng_state(resume["rng"])
     return optimizer, base_lr
 

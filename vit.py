@@ -498,6 +498,13 @@ def check_config(cfg):
     num_visible((get["img_size"] // get["patch"]) ** 2, get["mask_ratio"])   # at least one token kept
 
 
+def first_line(err):
+    """The first line of an exception's message (torch and ffmpeg errors run to
+    pages; the first line says what went wrong), or its type's name."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 def load_plain(path):
     """torch.load(path) with weights_only=True: a dict of tensors and numbers, or
     a one-line error naming the path. A file that would run code when unpickled

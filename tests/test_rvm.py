@@ -3,7 +3,6 @@ import gc
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 import data
 import rvm as R
