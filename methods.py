@@ -82,10 +82,11 @@ def video_features(model, video, chunk=64):
     from any method's `features`. A model with a recurrent state (a `step`
     method: RVM) must see the whole video in one call; its `features` streams
     frame by frame with constant memory. Frame models (and SIGMA, whose
-    windows of num_frames frames start at frame 0) go through in chunks of
-    `chunk` frames, which bounds memory and gives the same features."""
+    windows of num_frames frames at its stride start at frame 0) go through in
+    chunks of `chunk` frames, which bounds memory and gives the same features."""
     if hasattr(model, "step"):
         return model.features(video).float()
-    window = getattr(getattr(model, "cfg", None), "num_frames", 1)         # SIGMA's window, else 1
+    cfg = getattr(model, "cfg", None)
+    window = getattr(cfg, "num_frames", 1) * getattr(cfg, "stride", 1)   # SIGMA's span of frames, else 1
     chunk = max(window, chunk - chunk % window)
     return torch.cat([model.features(video[:, s:s + chunk]).float() for s in range(0, video.shape[1], chunk)], 1)

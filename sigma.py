@@ -56,10 +56,10 @@ class Config:
     temperature: float = 0.1    # tau of Eq. 6; the paper gives no value; code 0.1 (SwAV's)
     sinkhorn_eps: float = 0.05  # epsilon = 1/lambda of Eq. 3; paper gives no value; code 0.05
     sinkhorn_iters: int = 10    # paper gives no value; code 10
-    hard_targets: bool = False  # paper: soft q in Eq. 5; code: one-hot argmax(q). In our tiny runs soft targets
-    #                             went flat (p = q = uniform, loss 2 log K); hard ones piled onto one prototype
+    hard_targets: bool = False  # paper: soft q in Eq. 5; code: one-hot argmax(q)
     detach_proto_psi: bool = False  # code: True (C learns from phi's scores only); the paper does not say
     renorm_prototypes: bool = False  # code: True, C renormalized in place each forward (lost under FSDP)
+    psi_warmup_steps: int = 0   # not in the paper or code: phi's CE term held for these first steps
     # --- optimizer (Sec. 4: VideoMAE's AdamW recipe, cosine decay) ---
     blr: float = 4e-3           # paper 1.5e-4 per 256 clips for 800+ epochs; short tiny runs need more
     weight_decay: float = 0.05  # paper 0.05
@@ -80,6 +80,8 @@ class Config:
         if min(self.stride, self.num_prototypes, self.sinkhorn_iters, self.feat_dim) < 1 or \
                 min(self.temperature, self.sinkhorn_eps) <= 0:
             raise ValueError("need stride, num_prototypes, sinkhorn_iters, feat_dim >= 1, temperature, eps > 0")
+        if self.sinkhorn_eps < 0.025:   # exp(-2 / eps) of cosine scores underflows float32 below it
+            raise ValueError(f"sinkhorn_eps={self.sinkhorn_eps} must be >= 0.025 (float32 exp of cosines / eps)")
 
     @classmethod
     def tiny(cls):
@@ -115,24 +117,34 @@ def sample(clip, cfg, generator):
 
 
 def sinkhorn(scores, epsilon=0.05, n_iters=10, distributed=None):
-    """Eq. 3-4 by Sinkhorn-Knopp, as in SwAV: scores (B, K) of the batch's B masked tubes -> q (B, K),
-    no gradient. Q ~ exp(scores / epsilon) (epsilon = 1/lambda) is rescaled per prototype and per
-    sample in turn, towards equal mass per prototype (r = 1/K) and per sample (c = 1/B), kept scaled
-    by B (a global scale cancels): rows of q sum to 1 exactly (last step), columns to about B/K.
-    Under DDP/FSDP prototype sums are all-reduced: equipartition over the global batch."""
+    """Eq. 3-4 by Sinkhorn-Knopp, the official loop (utils.sinkhorn, as SwAV's): scores (B, K) of
+    the batch's B masked tubes -> q (B, K), no gradient. Q = exp(scores / epsilon) (epsilon = 1/lambda)
+    over its global total, then n_iters times: each prototype's mass to 1/K (r), each sample's to 1/B
+    (c); last, each sample's q to sum 1 (at few iterations a per-sample softmax start is another
+    algorithm). Stable: the global max is subtracted before exp (a global scale cancels) while scores
+    span < ~80 epsilon (float32 exp; cosines: epsilon >= 0.025).
+    Under DDP/FSDP the max, the total and the prototype sums are all-reduced: the global batch."""
+    dist = torch.distributed
     if distributed is None:   # pass False to use one rank's rows only (e.g. for display on rank 0)
-        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+        distributed = dist.is_available() and dist.is_initialized()
+    reduce = lambda x, op="SUM": dist.all_reduce(x, op=getattr(dist.ReduceOp, op)) if distributed else x
+    tiny = torch.finfo(torch.float32).tiny   # a prototype no sample reaches stays 0 instead of NaN
     with torch.no_grad():
-        # exp(scores / eps) per sample, max subtracted by softmax (no overflow for any eps)
-        q = torch.softmax(scores.detach().float() / epsilon, dim=1)                # (B, K)
+        s = scores.detach().float()                                                # (B, K)
+        top = s.max()
+        reduce(top, "MAX")                                                         # the global max
+        q = torch.exp((s - top) / epsilon)                                         # (B, K), max 1
+        total = q.sum()
+        reduce(total)
+        q = q / total                                                              # total mass 1
+        B, K = q.shape
         for _ in range(n_iters):
             usage = q.sum(dim=0)                                                   # (K,) mass per prototype
-            if distributed:
-                torch.distributed.all_reduce(usage)                                # over the global batch
-            # r: equal mass per prototype (a prototype no sample reaches stays 0 instead of NaN)
-            q = q / usage.clamp(min=torch.finfo(torch.float32).tiny)               # (B, K)
-            q = q / q.sum(dim=1, keepdim=True)                                     # c: equal mass per sample
-    return q
+            reduce(usage)                                                          # over the global batch
+            q = q / (K * usage.clamp(min=tiny))                                    # r: 1/K per prototype
+            # c: equal mass per sample; the code's 1/B, any constant gives the same q (a global scale cancels)
+            q = q / (B * q.sum(dim=1, keepdim=True).clamp(min=tiny))
+        return q / q.sum(dim=1, keepdim=True).clamp(min=tiny)                      # (B, K), rows sum to 1
 
 
 def tube_masking(noise, t, ratio):
@@ -158,7 +170,7 @@ def load_encoder(path, patch, feat_dim):
         raise ValueError(f"projector={path!r}: no such file; use 'mlp' or a checkpoint written by train.py") from None
     except ValueError as e:
         raise ValueError(f"projector: {e}") from None
-    c = ckpt.get("config", {}) if isinstance(ckpt, dict) else {}   # its tokens must be our tubes (same patch), its width our feature dim F
+    c = ckpt.get("config", {}) if isinstance(ckpt, dict) else {}   # same patch as our tubes, width = our F
     if any(k not in c for k in ("img_size", "patch", "dim", "depth", "heads")) or \
             (c["patch"], c["dim"]) != (patch, feat_dim):
         raise ValueError(f"projector checkpoint {path!r}: need config img_size, depth, heads, patch={patch}, "
@@ -241,12 +253,11 @@ class SIGMA(nn.Module):
             tubes = tubes if ids is None else vit.gather_tokens(tubes, ids)       # (B, m, k*p*p*3)
             # each tube normalized by its own statistics (MAE's norm_pix; code: per colour channel)
             return self.projector(vit.normalize_patches(tubes))                   # (B, m, F)
-        B, T = video.shape[:2]
-        with torch.no_grad():   # frozen phi: per-frame patch tokens, a tube = the mean of its frames
-            x = vit.frame_features(video, cfg.patch, self.frozen_encoder)         # (B, T, h, w, F)
-            x = x.reshape(B, T // cfg.tubelet, cfg.tubelet, -1, x.shape[-1]).mean(2).flatten(1, 2)  # (B, t*N, F)
+        with torch.no_grad():   # frozen phi: a tube = the patch tokens of its first frame (code: videos[:, ::2])
+            x = vit.frame_features(video[:, ::cfg.tubelet], cfg.patch, self.frozen_encoder)  # (B, t, h, w, F)
+            x = x.flatten(1, 3)                                                   # (B, t*N, F)
             # code: each channel standardized over the video's tubes ("normlize_target"), then phi = identity
-            x = (x - x.mean(dim=1, keepdim=True)) / (x.var(dim=1, keepdim=True) + 1e-6) ** 0.5
+            x = (x - x.mean(dim=1, keepdim=True)) / (x.std(dim=1, keepdim=True) + 1e-6)
         return x if ids is None else vit.gather_tokens(x, ids)                    # (B, m, F)
 
     def scores(self, x, detach_prototypes=False):
@@ -255,9 +266,9 @@ class SIGMA(nn.Module):
         with torch.autocast(x.device.type, enabled=False):
             return F.normalize(x.float(), dim=-1) @ F.normalize(C.float(), dim=-1).t()   # (B, m, K)
 
-    def loss(self, x_psi, x_phi):
+    def loss(self, x_psi, x_phi, step=None):
         """Eq. 7 (Eq. 2 when cfg.loss == "l2") between Psi's predictions and phi's
-        features of the same masked tubes, both (B, m, F)."""
+        features of the same masked tubes, both (B, m, F); step for the Psi warm-up (None: after it)."""
         cfg = self.cfg
         phi_std = x_phi.detach().float().flatten(0, 1).std(dim=0).mean()         # -> 0 when phi collapses
         if cfg.loss == "l2":                                                      # Eq. 2
@@ -266,16 +277,28 @@ class SIGMA(nn.Module):
         s_psi = self.scores(x_psi, detach_prototypes=cfg.detach_proto_psi)        # (B, m, K)
         # Eq. 3-4: one Sinkhorn over all masked tubes of the batch, per branch; q carries no gradient
         q_phi, q_psi = (sinkhorn(s.flatten(0, 1), cfg.sinkhorn_eps, cfg.sinkhorn_iters) for s in (s_phi, s_psi))
+        stats = self.diagnostics(s_phi, s_psi, q_phi, q_psi)
         if cfg.hard_targets:   # code: the target is argmax(q), a one-hot label
             q_phi, q_psi = (F.one_hot(q.argmax(1), cfg.num_prototypes).float() for q in (q_phi, q_psi))
         # Eq. 5-6: CE(x~, q) = -sum_k q_k log softmax(x~ / tau)_k, averaged over the B masked tubes (Eq. 7)
         ce = lambda s, q: -(q * F.log_softmax(s.flatten(0, 1) / cfg.temperature, dim=1)).sum(1).mean()
         ce_phi, ce_psi = ce(s_phi, q_psi), ce(s_psi, q_phi)  # phi predicts Psi's clusters, and vice versa
-        # how evenly phi's tubes pick prototypes (argmax): log K when all are used, 0 when collapsed
-        usage = F.one_hot(s_phi.detach().argmax(-1), cfg.num_prototypes).float().mean(dim=(0, 1))   # (K,)
-        entropy = -(usage * usage.clamp(min=1e-12).log()).sum()
-        return {"loss": ce_phi + ce_psi, "ce_phi": ce_phi.detach(), "ce_psi": ce_psi.detach(),
-                "usage_entropy": entropy, "phi_std": phi_std}
+        # Psi warm-up (not in the paper): phi's term is held, so Psi first learns to predict phi's clusters
+        hold = 1.0 if step is None or cfg.psi_warmup_steps == 0 else (step >= cfg.psi_warmup_steps).float()
+        return {"loss": hold * ce_phi + ce_psi, "ce_phi": ce_phi.detach(), "ce_psi": ce_psi.detach(),
+                **stats, "phi_std": phi_std}
+
+    @torch.no_grad()
+    def diagnostics(self, s_phi, s_psi, q_phi, q_psi):
+        """What tells the plateau (p = q = 1/K, loss 2 log K) from learning, from scores (B, m, K) and q (B*m, K):
+        q's entropy per branch (log K: uniform), the agreement K <q_phi, q_Psi> (1: independent), the scores'
+        std over prototypes (0: flat, so q uniform), the usage entropy of argmax(q_phi) (log K: all used)."""
+        entropy = lambda p: -(p * p.clamp(min=1e-12).log()).sum(-1)
+        usage = F.one_hot(q_phi.argmax(1), self.cfg.num_prototypes).float().mean(0)   # (K,)
+        return {"entropy_q_phi": entropy(q_phi).mean(), "entropy_q_psi": entropy(q_psi).mean(),
+                "agreement": self.cfg.num_prototypes * (q_phi * q_psi).sum(1).mean(),
+                "spread_phi": s_phi.float().std(-1).mean(), "spread_psi": s_psi.float().std(-1).mean(),
+                "usage_entropy": entropy(usage)}
 
     def predict(self, batch):
         """The shared path of forward and reconstruct: -> x^Psi (B, t*N, F), ids_mask (B, t*(N-n)), mask (B, t*N)."""
@@ -291,22 +314,27 @@ class SIGMA(nn.Module):
 
     def forward(self, batch):
         x_psi, ids_mask, _ = self.predict(batch)   # Fig. 2: Psi and phi on the same masked tubes
-        return self.loss(vit.gather_tokens(x_psi, ids_mask), self.phi(batch["video"], ids_mask))
+        return self.loss(vit.gather_tokens(x_psi, ids_mask), self.phi(batch["video"], ids_mask), batch.get("step"))
 
     @torch.no_grad()
     def features(self, video):
-        """(B, T, 3, H, W) -> (B, T, h, w, D): encoder tokens of every tube (no masking), each
-        repeated over its frames, in consecutive windows of num_frames (SIGMA's limited temporal
-        support); a last partial window is padded to whole tubes with its last frame."""
+        """(B, T, 3, H, W) -> (B, T, h, w, D): encoder tokens of every tube (no masking), repeated over its
+        frames, in windows of num_frames frames at the training stride (SIGMA's limited temporal support): for
+        each phase < stride, frames phase, phase + stride, ..., so a tube spans the motion it did in training;
+        a last partial window is padded to whole tubes with its last frame."""
         vit.check_frames(video, self.cfg.patch, "video", ndim=5)
         B, T, _, H, W = video.shape
-        k, h, w, out = self.cfg.tubelet, H // self.cfg.patch, W // self.cfg.patch, []
-        for start in range(0, T, self.cfg.num_frames):
-            clip = video[:, start:start + self.cfg.num_frames]                   # (B, T', 3, H, W)
-            full = torch.cat([clip, clip[:, -1:].expand(-1, -clip.shape[1] % k, -1, -1, -1)], dim=1)  # (B, t*k, ...)
-            x = self.encoder(full).reshape(B, full.shape[1] // k, h, w, -1)      # (B, t, h, w, D)
-            out.append(x.repeat_interleave(k, dim=1)[:, :clip.shape[1]])          # (B, T', h, w, D)
-        return torch.cat(out, dim=1)                                              # (B, T, h, w, D)
+        k, h, w, s = self.cfg.tubelet, H // self.cfg.patch, W // self.cfg.patch, self.cfg.stride
+        out = torch.empty(B, T, h, w, self.cfg.dim, device=video.device)
+        for phase in range(min(s, T)):
+            frames = video[:, phase::s]                                           # (B, T_phase, 3, H, W)
+            for start in range(0, frames.shape[1], self.cfg.num_frames):
+                clip = frames[:, start:start + self.cfg.num_frames]               # (B, T', 3, H, W)
+                full = torch.cat([clip, clip[:, -1:].expand(-1, -clip.shape[1] % k, -1, -1, -1)], dim=1)
+                x = self.encoder(full).reshape(B, full.shape[1] // k, h, w, -1)   # (B, t, h, w, D)
+                at = phase + s * torch.arange(start, start + clip.shape[1], device=out.device)   # its frames
+                out[:, at] = x.repeat_interleave(k, dim=1)[:, :clip.shape[1]].to(out.dtype)
+        return out                                                                # (B, T, h, w, D)
 
     @torch.no_grad()
     def reconstruct(self, batch):

@@ -487,7 +487,7 @@ def check_config(cfg):
         v = get.get(k)
         if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
             raise ValueError(f"{k} must be a number > 0; got {v!r}")
-    for k in ("weight_decay", "grad_clip", "warmup_steps"):
+    for k in ("weight_decay", "grad_clip", "warmup_steps", "psi_warmup_steps"):
         v = get.get(k)
         if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
             raise ValueError(f"{k} must be a number >= 0; got {v!r}")

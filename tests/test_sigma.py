@@ -86,12 +86,45 @@ def test_sinkhorn_marginals_on_skewed_scores():
     assert (usage - 1).abs().max() < 1e-3, usage
 
 
-def test_sinkhorn_stable_for_large_scores_and_small_epsilon():
+def official_loop(scores, eps, n_iters):
+    """The official Sinkhorn (utils.sinkhorn of QUVA-Lab/SIGMA, as SwAV's) written out in float64 in
+    its own (K, B) layout: Q = exp(S / eps)^T over its total; n_iters times rows (prototypes) to r = 1/K,
+    columns (samples) to c = 1/B; last each column over its sum. -> (B, K)."""
+    Q = torch.exp(scores.double() / eps).t()
+    Q = Q / Q.sum()
+    K, B = Q.shape
+    r, c = torch.full((K,), 1 / K, dtype=torch.float64), torch.full((B,), 1 / B, dtype=torch.float64)
+    for _ in range(n_iters):
+        Q = Q * (r / Q.sum(dim=1))[:, None]
+        Q = Q * (c / Q.sum(dim=0))[None, :]
+    return (Q / Q.sum(dim=0, keepdim=True)).t()
+
+
+def test_sinkhorn_is_the_official_loop_at_any_iterations():
     g = torch.Generator().manual_seed(0)
-    for s, eps in ((100 * torch.randn(64, 16, generator=g), 0.05), (cosines(64, 16), 1e-4)):
-        q = sigma.sinkhorn(s, eps, 10)
-        assert torch.isfinite(q).all() and (q >= 0).all()
-        assert torch.allclose(q.sum(1), torch.ones(64), atol=1e-5)
+    C = F.normalize(torch.randn(16, 16, generator=g), dim=1)      # K = 16 prototypes
+    x = F.normalize(torch.randn(256, 16, generator=g), dim=1)
+    x[:64] = F.normalize(C[0] + 0.1 * torch.randn(64, 16, generator=g), dim=1)   # skewed: a quarter on one
+    s = x @ C.t()                                                  # (256, 16) cosines
+    for n in (1, 3, 10):
+        ref = official_loop(s, 0.05, n)
+        assert (sigma.sinkhorn(s, 0.05, n).double() - ref).abs().max() < 1e-4, n
+    # a per-sample softmax start (the earlier version here) is another algorithm at few iterations
+    q = torch.softmax(s / 0.05, dim=1)
+    for _ in range(3):
+        q = q / q.sum(0)
+        q = q / q.sum(1, keepdim=True)
+    assert (q.double() - official_loop(s, 0.05, 3)).abs().max() > 0.5
+
+
+def test_sinkhorn_stable_down_to_the_smallest_epsilon_config_allows():
+    s = 50 + cosines(64, 16)                                       # a large offset: only the range matters
+    q = sigma.sinkhorn(s, 0.025, 10)
+    assert torch.isfinite(q).all() and (q >= 0).all()
+    assert torch.allclose(q.sum(1), torch.ones(64), atol=1e-5)
+    assert (q.double() - official_loop(s - 50, 0.025, 10)).abs().max() < 1e-4
+    with pytest.raises(ValueError, match="sinkhorn_eps"):
+        small_cfg(sinkhorn_eps=0.01)
 
 
 def test_sinkhorn_carries_no_gradient():
@@ -201,6 +234,37 @@ def test_loss_is_symmetric():
     assert not torch.allclose(ab["ce_phi"], ab["ce_psi"])         # the two terms do differ
 
 
+def test_diagnostics_have_known_answers():
+    model = sigma.SIGMA(small_cfg())                               # K = 8
+    K, one_hot = 8, F.one_hot(torch.arange(32) % 8, 8).float()     # (32, K), every prototype used equally
+    flat, uniform = torch.zeros(2, 16, K), torch.full((32, K), 1 / K)
+    d = model.diagnostics(flat, flat, one_hot, one_hot)            # the branches agree exactly
+    assert torch.isclose(d["agreement"], torch.tensor(8.0)) and d["spread_phi"] == 0 == d["spread_psi"]
+    assert torch.isclose(d["usage_entropy"], torch.tensor(math.log(8))) and d["entropy_q_phi"].abs() < 1e-6
+    d = model.diagnostics(flat, flat, uniform, uniform)            # the plateau: q uniform, independent
+    assert torch.isclose(d["agreement"], torch.tensor(1.0)) and torch.isclose(d["entropy_q_psi"],
+                                                                              torch.tensor(math.log(8)))
+    piled = F.one_hot(torch.zeros(32, dtype=torch.long), 8).float()
+    d = model.diagnostics(flat, flat, piled, F.one_hot(torch.ones(32, dtype=torch.long), 8).float())
+    assert d["usage_entropy"] == 0 and d["agreement"] == 0         # one prototype; never the same one
+    s = torch.randn(2, 16, K)
+    assert torch.isclose(model.diagnostics(s, 3 * s, uniform, uniform)["spread_psi"],
+                         3 * s.std(-1).mean())
+
+
+def test_psi_warm_up_holds_phi_term_only():
+    torch.manual_seed(0)
+    model = sigma.SIGMA(small_cfg(psi_warmup_steps=10))
+    x_psi, x_phi = torch.randn(2, 5, 16, requires_grad=True), torch.randn(2, 5, 16, requires_grad=True)
+    held = model.loss(x_psi, x_phi, torch.tensor(9))
+    assert torch.allclose(held["loss"], held["ce_psi"])            # phi's term is out of the loss
+    g_psi, g_phi = torch.autograd.grad(held["loss"], [x_psi, x_phi])
+    assert g_phi.abs().max() == 0 and g_psi.abs().max() > 0        # phi stays put, Psi learns its clusters
+    after = model.loss(x_psi, x_phi, torch.tensor(10))
+    assert torch.allclose(after["loss"], after["ce_phi"] + after["ce_psi"])
+    assert torch.allclose(model.loss(x_psi, x_phi)["loss"], after["loss"])   # no step: after the warm-up
+
+
 def test_l2_loss_is_eq_2_and_reaches_both_branches():
     model = sigma.SIGMA(small_cfg(loss="l2"))
     assert model.prototypes is None
@@ -244,7 +308,7 @@ def test_sample_takes_strided_frames_from_the_generator():
 
 
 def test_features_repeat_tubes_and_use_windows():
-    cfg = small_cfg()
+    cfg = small_cfg()                                              # stride 1: consecutive frames
     model = sigma.SIGMA(cfg).eval()
     video = torch.rand(2, 11, 3, 32, 40)                           # 2 windows of 4 + a partial one of 3
     f = model.features(video)
@@ -254,6 +318,20 @@ def test_features_repeat_tubes_and_use_windows():
     assert torch.allclose(f[:, 8:], model.features(video[:, 8:]), atol=1e-6)
     with pytest.raises(ValueError, match=r"\(B, T, 3, H, W\)"):
         model.features(video[:, 0])
+
+
+def test_features_read_tubes_at_the_training_stride():
+    """stride 2: frames 0, 2, 4, 6 form one window (tubes {0, 2}, {4, 6}), frames 1, 3, 5, 7 another."""
+    torch.manual_seed(0)
+    model = sigma.SIGMA(small_cfg(stride=2, clip_len=7)).eval()
+    video = torch.rand(1, 9, 3, 32, 32)
+    f = model.features(video)
+    assert torch.allclose(f[:, 0::2][:, :4], model.encoder(video[:, 0:8:2]).reshape(1, 2, 4, 4, 32)
+                          .repeat_interleave(2, dim=1), atol=1e-6)
+    assert torch.allclose(f[:, 1::2], model.encoder(video[:, 1::2]).reshape(1, 2, 4, 4, 32)
+                          .repeat_interleave(2, dim=1), atol=1e-6)
+    assert torch.equal(f[:, 0], f[:, 2]) and not torch.equal(f[:, 0], f[:, 1])
+    assert torch.allclose(f[:, 8], model.features(video[:, 8:9])[:, 0], atol=1e-6)   # frame 8: its own window
 
 
 def test_reconstruct_gives_cluster_maps_of_masked_tubes():
@@ -284,8 +362,8 @@ def test_bad_inputs_and_configs_raise():
 
 
 def test_projector_from_a_checkpoint(tmp_path):
-    """phi = the frozen encoder of another method's checkpoint: per-frame tokens,
-    averaged over each tube's frames, standardized per channel over the video."""
+    """phi = the frozen encoder of another method's checkpoint: the tokens of each tube's
+    first frame (the code's videos[:, ::2]), standardized per channel over the video."""
     torch.manual_seed(0)
     enc = vit.ViT(img_size=32, patch=8, dim=16, depth=1, heads=2)
     state = {"encoder." + k: v for k, v in enc.state_dict().items()}
@@ -297,8 +375,8 @@ def test_projector_from_a_checkpoint(tmp_path):
     model, batch = sigma.SIGMA(cfg), make_batch(cfg)
     video = batch["video"]
     with torch.no_grad():
-        x = enc(video.flatten(0, 1))[:, 1:].reshape(2, 2, 2, 16, 16).mean(2).flatten(1, 2)   # (B, t*N, F)
-        want = (x - x.mean(1, keepdim=True)) / (x.var(1, keepdim=True) + 1e-6).sqrt()
+        x = enc(video[:, ::2].flatten(0, 1))[:, 1:].reshape(2, 2 * 16, 16)   # each tube's first frame (B, t*N, F)
+        want = (x - x.mean(1, keepdim=True)) / (x.std(1, keepdim=True) + 1e-6)
     assert torch.allclose(model.phi(video), want, atol=1e-5)
     model(batch)["loss"].backward()
     assert all(p.grad is None and not p.requires_grad for p in model.frozen_encoder.parameters())
