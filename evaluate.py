@@ -1,4 +1,4 @@
-"""Measure what each method learned, in the toy world: five probes, one table.
+"""Measure what each method learned, in the toy world: six probes, one table.
 
     python evaluate.py --ckpt runs/rvm/ckpt.pt [--ckpt runs/siammae/ckpt.pt ...] --out results/
 
@@ -22,7 +22,10 @@ token's feature is its p x p x 3 patch). The probes:
    affinities; J = region IoU per object, averaged over frames and objects.
 4. Long-horizon stability (RVM Fig. 4): J over the first 16, 32, 48, 64
    frames, divided by the 16-frame J.
-5. Cost: seconds of feature extraction per video.
+5. Shape-kind probe (semantic features, SIGMA Sec. 1): a linear classifier of
+   each token's class (background / square / disc / triangle) on held-out
+   shapes videos, mean recall over classes (chance 1/4).
+6. Cost: seconds of feature extraction per video.
 
 Held-out data (toyworld.py): training items draw their video's seed at random
 from [0, 2**62); the videos here are made directly from the seeds
@@ -71,22 +74,23 @@ def random_init(method, cfg, seed=0):
 
 
 @torch.no_grad()
-def random_twins(checkpoints):
+def random_twins(checkpoints, seeds=1):
     """checkpoints: [(row name, method, cfg)] -> one (name, random-init model, patch)
-    per distinct random-init feature map. Twins are told apart by their features
-    on one fixed random video, not by their configs: two checkpoints whose
-    configs differ only where features do not look (a loss, a schedule) share
-    one twin, and one row in the table."""
+    per distinct random-init feature map and init seed (0 .. seeds-1; with more than
+    one, the spread of the twins). Twins are told apart by their features on one
+    fixed random video, not by their configs: two checkpoints whose configs differ
+    only where features do not look (a loss, a schedule) share one twin, and one
+    row in the table."""
     twins, seen = [], []
-    for name, method, cfg in checkpoints:
-        twin = random_init(method, cfg)
+    for (name, method, cfg), seed in ((c, s) for c in checkpoints for s in range(seeds)):
+        twin = random_init(method, cfg, seed)
         g = torch.Generator().manual_seed(0)
         video = torch.rand(1, 2 * getattr(cfg, "num_frames", 2), 3, cfg.img_size, cfg.img_size, generator=g)
         feats = methods.video_features(twin, video)
         if any(m == method and f.shape == feats.shape and torch.equal(f, feats) for m, f in seen):
             continue
         seen.append((method, feats))
-        twins.append((f"random-init {name}", twin, cfg.patch))
+        twins.append((f"random-init {name}" + (f" seed {seed}" if seeds > 1 else ""), twin, cfg.patch))
     return twins
 
 
@@ -174,6 +178,23 @@ def probe_propagation(model, patch, shapes, device, lengths, lp, label):
     return {"J": J0, "J_by_length": J, "stability": {L: J[L] / J0 if J0 > 0 else None for L in lengths}}
 
 
+def probe_kinds(model, patch, train_set, test_set, device, label):
+    """Metric 6 (semantic features, SIGMA Sec. 1, Fig. 1): a linear classifier of each
+    token's class, background / square / disc / triangle (the object most of its pixels
+    show), fit on the tokens of the train shapes videos and scored on the test videos'
+    as the mean recall over classes (chance 1/4). Colours are random and a token is
+    smaller than a shape, so its class needs the shape's outline: context, not pixels.
+    Sets: (videos, semantic maps (V, T, H, W))."""
+    xs, ys = [], []
+    for videos, classes in (train_set, test_set):
+        feats = extract(model, videos, device, label=label)[0]                        # (V, T, h, w, D)
+        C = len(toyworld.SHAPE_KINDS) + 1
+        ys.append(metrics.token_fractions(classes, patch, C).argmax(-1).flatten())    # (V*T*h*w,) majority
+        xs.append(feats.flatten(0, 3).double())
+    return {"kind_acc": metrics.linear_probe(xs[0], ys[0], xs[1], ys[1], balanced=True),
+            "kind_chance": 1 / (len(toyworld.SHAPE_KINDS) + 1)}
+
+
 # ----------------------------------------------------------------------------
 # the table
 
@@ -194,6 +215,9 @@ def evaluate_all(entries, args, device):
                                           args.square)
     probe_test = (videos, classes)
     shapes = toyworld.shapes_set(args.shapes_videos, max(lengths), size, base["shapes"])
+    kinds = [toyworld.shapes_set(args.kind_videos, args.kind_frames, size, base["kinds"] + first, with_kinds=True)
+             for first in (0, 50_000)]                                     # train, test
+    kinds_train, kinds_test = [(v, c) for v, _, c in kinds]
     lp = dict(n_context=args.lp_context, radius=args.lp_radius, topk=args.lp_topk, temperature=args.lp_temperature)
     rows = []
     for name, model, patch in entries:
@@ -205,8 +229,11 @@ def evaluate_all(entries, args, device):
         row.update(probe_motion(model, probe_train, probe_test, device, name))
         print(f"[{name}] label propagation", flush=True)
         row.update(probe_propagation(model, patch, shapes, device, lengths, lp, name))
+        print(f"[{name}] shape-kind probe", flush=True)
+        row.update(probe_kinds(model, patch, kinds_train, kinds_test, device, name))
         row["eval_seconds"] = time.perf_counter() - start
         print(f"[{name}] IoU {row['iou']:.3f}  motion {row['motion_acc']:.3f}  J {row['J']:.3f}  "
+              f"kind {row['kind_acc']:.3f}  "
               f"({row['eval_seconds']:.0f} s)", flush=True)
         rows.append(row)
     return rows
@@ -215,14 +242,15 @@ def evaluate_all(entries, args, device):
 def markdown(rows, args):
     L0, T = args.lengths[0], args.frames
     head = ["model", "noise-sq IoU", "IoU t<4", f"IoU t>={T // 2}", "IoU axis / diagonal", "pixel IoU (ceiling)",
-            "motion acc", f"J ({L0} fr)", *[f"J{L}/J{L0}" for L in args.lengths[1:]], f"s/video ({T} fr)"]
+            "motion acc", f"J ({L0} fr)", *[f"J{L}/J{L0}" for L in args.lengths[1:]], "kind acc",
+            f"s/video ({T} fr)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         split = " / ".join("n/a" if r.get(k) is None else f"{r[k]:.3f}" for k in ("iou_axis", "iou_diagonal"))
         cells = [r["model"], f"{r['iou']:.3f}", f"{r['iou_early']:.3f}", f"{r['iou_late']:.3f}", split,
                  f"{r['iou_pixel']:.3f} ({r['iou_pixel_ceiling']:.3f})", f"{r['motion_acc']:.3f}", f"{r['J']:.3f}",
                  *["n/a" if r["stability"][L] is None else f"{r['stability'][L]:.3f}" for L in args.lengths[1:]],
-                 f"{r['sec_per_video']:.3f}"]
+                 f"{r['kind_acc']:.3f}", f"{r['sec_per_video']:.3f}"]
         lines.append("| " + " | ".join(cells) + " |")
     square = args.square or toyworld.noise_square_options(args.size)["square"]
     notes = [
@@ -235,6 +263,9 @@ def markdown(rows, args):
         f"- J: label propagation of the first frame's instance mask on {args.shapes_videos} shapes videos (queue "
         f"{args.lp_context}, radius {args.lp_radius}, top-k {args.lp_topk}, temperature {args.lp_temperature}), "
         f"scored at pixel level. J{{L}}/J{L0}: J over the first L frames / J over the first {L0} (stability).",
+        f"- kind acc: linear probe of each token's class (background / square / disc / triangle) on the tokens of "
+        f"{args.kind_videos} train / {args.kind_videos} test shapes videos of {args.kind_frames} frames, mean recall "
+        f"over classes (chance {1 / (len(toyworld.SHAPE_KINDS) + 1):.3f}).",
         f"- s/video: seconds of feature extraction per {T}-frame video on {args.device_name}.",
         f"- Held-out seeds from {toyworld.EVAL_SEED}. Command: `"
         + " ".join(["python evaluate.py"] + sys.argv[1:]) + "`"]
@@ -254,11 +285,14 @@ def get_parser():
     p.add_argument("--probe-test", type=int, default=8, help="motion-probe test videos per direction")
     p.add_argument("--probe-frames", type=int, default=8, help="frames per motion-probe video")
     p.add_argument("--shapes-videos", type=int, default=6, help="shapes videos for label propagation")
+    p.add_argument("--kind-videos", type=int, default=24, help="shape-kind probe: train and test videos each")
+    p.add_argument("--kind-frames", type=int, default=16, help="frames per shape-kind probe video")
     p.add_argument("--lengths", default="16,32,48,64", help="video lengths for long-horizon J (first = reference)")
     p.add_argument("--lp-context", type=int, default=20, help="label propagation: queue of last frames")
     p.add_argument("--lp-radius", type=int, default=3, help="label propagation: neighbourhood radius in tokens")
     p.add_argument("--lp-topk", type=int, default=7, help="label propagation: neighbours kept per token")
     p.add_argument("--lp-temperature", type=float, default=0.7, help="label propagation: softmax temperature")
+    p.add_argument("--twin-seeds", type=int, default=1, help="random-init twins per checkpoint, seeds 0.. (spread)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto: cuda if available")
     return p
 
@@ -271,8 +305,8 @@ def main(argv=None):
     except ValueError:
         parser.error(f"--lengths must be comma-separated integers; got {args.lengths!r}")
     if min(args.iou_videos, args.frames, args.probe_train, args.probe_test, args.probe_frames, args.shapes_videos,
-           *args.lengths) < 1:
-        parser.error("video counts, --frames, --probe-frames and --lengths must be >= 1")
+           args.kind_videos, args.kind_frames, args.twin_seeds, *args.lengths) < 1:
+        parser.error("video counts, --frames, --probe-frames, --kind-frames, --twin-seeds and --lengths must be >= 1")
     try:
         device = methods.device_for(args.device)
     except ValueError as e:
@@ -293,7 +327,8 @@ def main(argv=None):
     entries = []
     for path, model, cfg, method in loaded:
         entries.append((method if names.count(method) == 1 else f"{method} ({path})", model, cfg.patch))
-    entries += random_twins([(name, method, cfg) for (name, _, _), (_, _, cfg, method) in zip(entries, loaded)])
+    entries += random_twins([(name, method, cfg) for (name, _, _), (_, _, cfg, method) in zip(entries, loaded)],
+                            args.twin_seeds)
     entries += [("raw pixels", RawPixels(loaded[0][2].patch), loaded[0][2].patch)]
     rows = evaluate_all(entries, args, device)
     table = markdown(rows, args)

@@ -188,23 +188,30 @@ def labels_to_pixels(soft, H, W):
     return ((up - lo) / (hi - lo).clamp(min=1e-8)).argmax(1)              # (T, H, W)
 
 
-def linear_probe(train_x, train_y, test_x, test_y, weight_decay=1e-3, max_iter=200):
+def linear_probe(train_x, train_y, test_x, test_y, weight_decay=1e-3, max_iter=200, balanced=False):
     """Multinomial logistic regression on standardized features, trained to
     convergence with L-BFGS (deterministic: no minibatches, no random init).
-    Returns the accuracy on the test set."""
+    Returns the accuracy on the test set; balanced: the loss weighs each class
+    by 1 / its train frequency and the score is the mean recall over the test
+    set's classes (chance 1 / classes, however skewed the classes are)."""
     mean, std = train_x.mean(0), train_x.std(0) + 1e-6
     xtr, xte = (train_x - mean) / std, (test_x - mean) / std
     C = int(max(train_y.max(), test_y.max())) + 1
+    counts = torch.bincount(train_y, minlength=C).to(xtr.dtype)
+    weight = (counts.sum() / (C * counts.clamp(min=1))) if balanced else None   # (C,) 1 for balanced classes
     W = torch.zeros(xtr.shape[1], C, dtype=xtr.dtype, requires_grad=True)
     b = torch.zeros(C, dtype=xtr.dtype, requires_grad=True)
     opt = torch.optim.LBFGS([W, b], lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe")
 
     def closure():
         opt.zero_grad()
-        loss = F.cross_entropy(xtr @ W + b, train_y) + weight_decay * W.pow(2).sum()
+        loss = F.cross_entropy(xtr @ W + b, train_y, weight=weight) + weight_decay * W.pow(2).sum()
         loss.backward()
         return loss
 
     with torch.enable_grad():
         opt.step(closure)
+    hit = ((xte @ W + b).argmax(1) == test_y).double()
+    if balanced:
+        return torch.stack([hit[test_y == c].mean() for c in test_y.unique()]).mean().item()
     return ((xte @ W + b).argmax(1) == test_y).double().mean().item()

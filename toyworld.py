@@ -24,7 +24,7 @@ import torch.nn.functional as F
 DIRECTIONS = list(range(0, 360, 45))  # motion classes in degrees, image coords: 0 right, 90 down
 SHAPE_KINDS = ("square", "disc", "triangle")
 EVAL_SEED = 10**9                     # held-out seeds start here (training videos get random 62-bit seeds)
-SEED_BLOCKS = {"iou": 0, "probe": 100_000, "shapes": 200_000}   # one block of held-out seeds per probe
+SEED_BLOCKS = {"iou": 0, "probe": 100_000, "shapes": 200_000, "kinds": 400_000}   # per probe (viz: 300_000)
 
 
 # -----------------------------------------------------------------------------
@@ -168,13 +168,13 @@ def _shape_alpha(kind, s):
     return (xx - s / 2).abs() <= yy / 2  # triangle: apex at the top centre, base on the bottom row
 
 
-def _random_shape(size, g):
+def _random_shape(size, g, side, grain_amp):
     kind = SHAPE_KINDS[randint(g, len(SHAPE_KINDS))]
-    s = size // 6 + randint(g, size // 3 - size // 6 + 1)  # side of its bounding box
+    s = side[0] + randint(g, side[1] - side[0] + 1)  # side of its bounding box
     colour = torch.rand(3, 1, 1, generator=g)
-    texture = (colour + 0.4 * (_noise(3, s, 2, g) - 0.5)).clamp(0, 1)  # (3, s, s): texture to track
+    texture = (colour + grain_amp * (_noise(3, s, 2, g) - 0.5)).clamp(0, 1)  # (3, s, s): texture to track
     angle, speed = uniform(g, 0, 2 * math.pi), uniform(g, 0.5, 2.0)
-    return dict(alpha=_shape_alpha(kind, s), texture=texture, side=s,
+    return dict(kind=kind, alpha=_shape_alpha(kind, s), texture=texture, side=s,
                 start=(uniform(g, 0, size - s), uniform(g, 0, size - s)),
                 velocity=(speed * math.sin(angle), speed * math.cos(angle)))
 
@@ -194,33 +194,42 @@ def _render_shapes(background, shapes, T):
     return video, ids
 
 
-def shapes_video(T=16, size=64, n_shapes=3, seed=0, min_visible=0.25, tries=50):
+def shapes_video(T=16, size=64, n_shapes=3, seed=0, min_visible=0.25, tries=50, side=None, texture=0.4,
+                 with_kinds=False):
     """Textured shapes moving at constant velocity (bouncing at the borders) over a
     textured background, occluding each other in a fixed depth order.
 
     Layouts are redrawn (up to `tries` times, deterministically) until every
     shape shows at least `min_visible` of its area in every frame; otherwise the
-    most visible layout is kept. Returns video (T, 3, H, W) float32 in [0, 1]
-    and instance_mask (T, H, W) int64: 0 background, 1..n_shapes front-most object.
+    most visible layout is kept. side: (lo, hi) pixels of a shape's bounding box,
+    default (size // 6, size // 3). texture: the amplitude of the grain on each shape's
+    colour (and, times 3/4, on the background's). Returns video (T, 3, H, W) float32 in [0, 1]
+    and instance_mask (T, H, W) int64: 0 background, 1..n_shapes front-most object; with_kinds:
+    also kinds (n_shapes + 1,) int64, each instance's class, 0 background, 1 + SHAPE_KINDS index
+    (so kinds[instance_mask] is the semantic map).
     """
     if T < 1 or n_shapes < 1 or size < 16:
         raise ValueError(f"need T >= 1, n_shapes >= 1, size >= 16; got T={T}, n_shapes={n_shapes}, size={size}")
+    side = (size // 6, size // 3) if side is None else tuple(side)
+    if len(side) != 2 or not 1 <= side[0] <= side[1] < size:
+        raise ValueError(f"side must be (lo, hi) with 1 <= lo <= hi < size={size}; got {side}")
     g = generator(seed)
     smooth = F.interpolate(torch.rand(1, 3, 4, 4, generator=g), size=(size, size), mode="bilinear")[0]  # (3, H, W)
-    background = (0.2 + 0.6 * smooth + 0.3 * (_noise(3, size, 2, g) - 0.5)).clamp(0, 1)
+    background = (0.2 + 0.6 * smooth + 0.75 * texture * (_noise(3, size, 2, g) - 0.5)).clamp(0, 1)
     best, best_visible = None, -1.0
     for _ in range(tries):
-        shapes = [_random_shape(size, g) for _ in range(n_shapes)]
+        shapes = [_random_shape(size, g, side, texture) for _ in range(n_shapes)]
         video, ids = _render_shapes(background, shapes, T)
         frame_of = torch.arange(T)[:, None, None] * (n_shapes + 1)  # count ids per frame in one bincount
         counts = torch.bincount((ids + frame_of).flatten(), minlength=T * (n_shapes + 1)).view(T, n_shapes + 1)
         areas = torch.tensor([sh["alpha"].sum().item() for sh in shapes])
         visible = (counts[:, 1:] / areas).min().item()  # worst visible fraction over shapes and frames
         if visible > best_visible:
-            best, best_visible = (video, ids), visible
+            kinds = torch.tensor([0] + [1 + SHAPE_KINDS.index(sh["kind"]) for sh in shapes])
+            best, best_visible = (video, ids, kinds), visible
         if visible >= min_visible:
             break
-    return best
+    return best if with_kinds else best[:2]
 
 
 def shapes_image(size=64, n_shapes=3, seed=0):
@@ -247,7 +256,9 @@ def noise_square_set(n, T, size, first_seed, square=None, **options):
     return torch.stack([v for v, _ in pairs]), torch.stack([m for _, m in pairs]), torch.arange(n) % K
 
 
-def shapes_set(n, T, size, first_seed):
-    """n held-out shapes videos (n, T, 3, H, W) and instance masks (n, T, H, W)."""
-    pairs = [shapes_video(T=T, size=size, n_shapes=3, seed=first_seed + i) for i in range(n)]
-    return torch.stack([v for v, _ in pairs]), torch.stack([m for _, m in pairs])
+def shapes_set(n, T, size, first_seed, with_kinds=False):
+    """n held-out shapes videos (n, T, 3, H, W) and instance masks (n, T, H, W); with_kinds,
+    also the semantic maps (n, T, H, W): 0 background, 1 + SHAPE_KINDS index of the object."""
+    items = [shapes_video(T=T, size=size, n_shapes=3, seed=first_seed + i, with_kinds=True) for i in range(n)]
+    videos, masks = torch.stack([v for v, _, _ in items]), torch.stack([m for _, m, _ in items])
+    return (videos, masks, torch.stack([k[m] for _, m, k in items])) if with_kinds else (videos, masks)

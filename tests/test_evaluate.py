@@ -125,6 +125,17 @@ def test_propagation_probe_with_oracle_features():
     assert pixels["J"] < out["J"]
 
 
+def test_kind_probe_oracle_and_constant_features():
+    tr = toyworld.shapes_set(3, 4, 64, toyworld.EVAL_SEED, with_kinds=True)
+    te = toyworld.shapes_set(3, 4, 64, toyworld.EVAL_SEED + 10, with_kinds=True)
+    truth = lambda c: F.one_hot(metrics.token_fractions(c, 8, 4).argmax(-1), 4).float()   # (V, T, h, w, 4) the class
+    oracle = Oracle(torch.cat([tr[0], te[0]]), torch.cat([truth(tr[2]), truth(te[2])]))
+    out = ev.probe_kinds(oracle, 8, (tr[0], tr[2]), (te[0], te[2]), torch.device("cpu"), "")
+    assert out["kind_acc"] == 1.0 and out["kind_chance"] == 0.25
+    const = Oracle(torch.cat([tr[0], te[0]]), torch.zeros(6, 4, 8, 8, 3))
+    assert ev.probe_kinds(const, 8, (tr[0], tr[2]), (te[0], te[2]), torch.device("cpu"), "")["kind_acc"] == 0.25
+
+
 def test_random_twins_one_per_distinct_feature_map():
     _, cfg = tiny_model("sigma")
     loss_only = dataclasses.replace(cfg, temperature=0.5, hard_targets=True)      # features do not look here
@@ -134,6 +145,10 @@ def test_random_twins_one_per_distinct_feature_map():
     assert [name for name, _, _ in twins] == ["random-init sigma (a)", "random-init sigma (c)"]
     _, rcfg = tiny_model("rvm")
     assert len(ev.random_twins([("sigma", "sigma", cfg), ("rvm", "rvm", rcfg)])) == 2
+    seeded = ev.random_twins([("sigma (a)", "sigma", cfg), ("sigma (b)", "sigma", loss_only)], seeds=2)
+    assert [name for name, _, _ in seeded] == ["random-init sigma (a) seed 0", "random-init sigma (a) seed 1"]
+    weights = [dict(twin.named_parameters())["encoder.tube_embed.proj.weight"] for _, twin, _ in seeded]
+    assert not torch.equal(*weights)                                   # two inits, not one twin twice
 
 
 def test_evaluate_script_end_to_end(tmp_path, capsys):

@@ -264,3 +264,17 @@ def test_linear_probe_separable_and_random():
     acc = metrics.linear_probe(torch.randn(200, 10, generator=g), torch.randint(0, 4, (200,), generator=g),
                           torch.randn(800, 10, generator=g), torch.randint(0, 4, (800,), generator=g))
     assert 0.17 < acc < 0.33                                            # chance is 0.25
+
+
+def test_linear_probe_balanced_scores_mean_recall():
+    """90% of the points are class 0 and carry no signal; class 1 is separable. A probe that
+    says 0 everywhere scores 0.9 accuracy but 0.5 balanced; the weighted probe finds class 1."""
+    g = torch.Generator().manual_seed(0)
+    y = (torch.arange(400) % 10 == 0).long()                            # 10% class 1
+    x = torch.randn(400, 5, generator=g) + 3 * y[:, None] * torch.eye(5)[0]
+    yt = (torch.arange(400) % 10 == 0).long()
+    xt = torch.randn(400, 5, generator=g) + 3 * yt[:, None] * torch.eye(5)[0]
+    assert metrics.linear_probe(x, y, xt, yt, balanced=True) > 0.9
+    const = torch.zeros(400, 5, dtype=torch.float64)
+    assert metrics.linear_probe(const, y, const, yt, balanced=True) == 0.5   # chance: 1 / classes
+    assert metrics.linear_probe(const, y, const, yt) == 0.9                  # plain accuracy: the majority

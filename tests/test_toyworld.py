@@ -213,3 +213,27 @@ def test_shapes_set_stacks_shapes_videos():
     videos, masks = toyworld.shapes_set(2, 4, 32, 7)
     v, m = toyworld.shapes_video(T=4, size=32, n_shapes=3, seed=8)
     assert videos.shape == (2, 4, 3, 32, 32) and torch.equal(videos[1], v) and torch.equal(masks[1], m)
+    again, masks_again, classes = toyworld.shapes_set(2, 4, 32, 7, with_kinds=True)
+    assert torch.equal(again, videos) and torch.equal(masks_again, masks)
+    _, _, kinds = toyworld.shapes_video(T=4, size=32, n_shapes=3, seed=8, with_kinds=True)
+    assert torch.equal(classes[1], kinds[m]) and kinds[0] == 0 and ((kinds[1:] >= 1) & (kinds[1:] <= 3)).all()
+
+
+def test_shape_kinds_match_the_drawn_outlines():
+    """A square fills its bounding box, a disc leaves its corners, a triangle its top corners."""
+    for seed in range(8):
+        _, ids, kinds = toyworld.shapes_video(T=1, size=64, n_shapes=1, seed=seed, with_kinds=True)
+        ys, xs = (ids[0] == 1).nonzero(as_tuple=True)
+        box = (ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1)
+        fill = len(ys) / box.item()                                   # square 1, disc pi/4, triangle ~1/2
+        kind = toyworld.SHAPE_KINDS[int(kinds[1]) - 1]
+        assert {"square": fill == 1.0, "disc": 0.7 < fill < 0.85, "triangle": 0.4 < fill < 0.62}[kind], (kind, fill)
+
+
+def test_shapes_options_side_and_texture():
+    video, ids = toyworld.shapes_video(T=2, size=64, n_shapes=1, seed=0, side=(40, 40), texture=0.0)
+    ys, xs = (ids[0] == 1).nonzero(as_tuple=True)
+    assert max(ys.max() - ys.min(), xs.max() - xs.min()) + 1 == 40    # the bounding box's side
+    assert video[0][:, ids[0] == 1].std(1).max() == 0                 # no grain: one flat colour
+    with pytest.raises(ValueError, match="side"):
+        toyworld.shapes_video(size=64, side=(10, 64))
