@@ -17,7 +17,7 @@ Loss over the B = videos x masked tubes of a batch, x and prototypes c_k l2-norm
     L = 1/B sum_i [ CE(p(s_i^phi), q_i^Psi) + CE(p(s_i^Psi), q_i^phi) ],  CE(p, q) = -sum_k q_k log p_k (Eq. 5, 7)
 and, for the Table 7b ablation (loss="l2"): L = 1/B sum_i ||x_i^phi - x_i^Psi||^2 (Eq. 2).
 
-Train: python train.py --method sigma --preset tiny
+Train: python train.py --method sigma --data shapes   (on the noise square it stays on its plateau: docs/results.md)
 """
 from dataclasses import dataclass
 
@@ -42,7 +42,8 @@ class Config:
     depth: int = 4              # paper 12
     heads: int = 4              # paper 6
     mlp_ratio: float = 4.0      # paper 4 (ViT)
-    mask_ratio: float = 0.9     # paper 0.9, one spatial mask for all time slots ("tube" masking)
+    mask_ratio: float = 0.75    # paper 0.9, one spatial mask for all time slots ("tube" masking); tiny 0.75:
+    #                             0.9 leaves 6 of 64 tubes a slot, too few for Psi to predict phi's clusters
     # --- Psi's decoder: narrower than the encoder (VideoMAE; code ViT-S: 192 wide, 4 deep, 3 heads) ---
     decoder_dim: int = 64       # code 192 (half the encoder); tiny 64 (3D sin-cos needs a multiple of 16)
     decoder_depth: int = 2      # code 4
@@ -50,6 +51,7 @@ class Config:
     # --- projection network phi and the feature space (Sec. 3.2, Sec. 4) ---
     projector: str = "mlp"      # "mlp" (SIGMA w/ MLP) | a train.py checkpoint: its frozen ViT is phi (~ w/ DINO)
     proj_hidden: tuple = (256, 256)  # paper "3-layer MLP", 1024 wide, ~3M (Table 7a): (1024, 1024); code +512
+    norm_target: bool = True    # phi's input tubes each normalized; code: normlize_target, True in its scripts
     feat_dim: int = 64          # paper 256; must equal the checkpoint encoder's width when phi is one
     loss: str = "sinkhorn"      # "sinkhorn" (Eq. 7) | "l2" (Eq. 2, which collapses, Table 7b)
     num_prototypes: int = 64    # K; paper 1000-6000, best 4000 (Table 6); code scripts 3000
@@ -59,9 +61,10 @@ class Config:
     hard_targets: bool = False  # paper: soft q in Eq. 5; code: one-hot argmax(q)
     detach_proto_psi: bool = False  # code: True (C learns from phi's scores only); the paper does not say
     renorm_prototypes: bool = False  # code: True, C renormalized in place each forward (lost under FSDP)
-    psi_warmup_steps: int = 0   # not in the paper or code: phi's CE term held for these first steps
+    psi_warmup_steps: int = 1500  # not in the paper or code (0): phi's CE term held for these first steps, so Psi
+    #                             learns the random phi's clusters first; else phi follows Psi's uniform q (plateau)
     # --- optimizer (Sec. 4: VideoMAE's AdamW recipe, cosine decay) ---
-    blr: float = 4e-3           # paper 1.5e-4 per 256 clips for 800+ epochs; short tiny runs need more
+    blr: float = 0.032          # paper 1.5e-4 per 256 clips for 800+ epochs; tiny: lr 1e-3 at batch 8
     weight_decay: float = 0.05  # paper 0.05
     betas: tuple = (0.9, 0.95)  # paper (0.9, 0.95)
     warmup_steps: int = 100     # paper 40 epochs; tiny ~5% of a short run
@@ -77,10 +80,9 @@ class Config:
         if self.loss not in ("sinkhorn", "l2") or self.dim % 16 or self.decoder_dim % 16:
             raise ValueError(f"need loss 'sinkhorn' or 'l2' and dim, decoder_dim divisible by 16 (3D sin-cos); "
                              f"got {self.loss!r}, {self.dim}, {self.decoder_dim}")
-        if min(self.stride, self.num_prototypes, self.sinkhorn_iters, self.feat_dim) < 1 or \
-                min(self.temperature, self.sinkhorn_eps) <= 0:
-            raise ValueError("need stride, num_prototypes, sinkhorn_iters, feat_dim >= 1, temperature, eps > 0")
-        if self.sinkhorn_eps < 0.025:   # exp(-2 / eps) of cosine scores underflows float32 below it
+        if min(self.stride, self.num_prototypes, self.sinkhorn_iters, self.feat_dim) < 1 or self.temperature <= 0:
+            raise ValueError("need stride, num_prototypes, sinkhorn_iters, feat_dim >= 1 and temperature > 0")
+        if not self.sinkhorn_eps >= 0.025:   # exp(-2 / eps) of cosine scores underflows float32 below it
             raise ValueError(f"sinkhorn_eps={self.sinkhorn_eps} must be >= 0.025 (float32 exp of cosines / eps)")
 
     @classmethod
@@ -92,7 +94,8 @@ class Config:
         # ViT-S/16 on 224 px, 16 frames at stride 2 (SSv2), the paper's and code's settings (Sec. 4)
         return cls(img_size=224, patch=16, num_frames=16, stride=2, clip_len=31, dim=384, depth=12, heads=6,
                    decoder_dim=192, decoder_depth=4, decoder_heads=3, proj_hidden=(1024, 1024), feat_dim=256,
-                   num_prototypes=4000, blr=1.5e-4, grad_clip=0.0, warmup_steps=3300)  # 40 epochs, SSv2, batch 2048
+                   num_prototypes=4000, blr=1.5e-4, grad_clip=0.0, warmup_steps=3300,  # 40 epochs, SSv2, batch 2048
+                   mask_ratio=0.9, psi_warmup_steps=0)
 
 
 def sample(clip, cfg, generator):
@@ -118,12 +121,12 @@ def sample(clip, cfg, generator):
 
 def sinkhorn(scores, epsilon=0.05, n_iters=10, distributed=None):
     """Eq. 3-4 by Sinkhorn-Knopp, the official loop (utils.sinkhorn, as SwAV's): scores (B, K) of
-    the batch's B masked tubes -> q (B, K), no gradient. Q = exp(scores / epsilon) (epsilon = 1/lambda)
-    over its global total, then n_iters times: each prototype's mass to 1/K (r), each sample's to 1/B
-    (c); last, each sample's q to sum 1 (at few iterations a per-sample softmax start is another
-    algorithm). Stable: the global max is subtracted before exp (a global scale cancels) while scores
-    span < ~80 epsilon (float32 exp; cosines: epsilon >= 0.025).
-    Under DDP/FSDP the max, the total and the prototype sums are all-reduced: the global batch."""
+    the batch's B masked tubes -> q (B, K), no gradient. Q = exp(scores / epsilon) (epsilon = 1/lambda),
+    then n_iters times: each prototype's mass to 1/K (r), each sample's to 1/B (c); last, each sample's
+    q to sum 1 (at few iterations a per-sample softmax start is another algorithm). Stable: the global
+    max is subtracted before exp while scores span < ~80 epsilon (float32 exp; cosines: epsilon >= 0.025);
+    it and the code's division by the global total are global scales, which the first r step cancels.
+    Under DDP/FSDP the max and the prototype sums are all-reduced: the global batch."""
     dist = torch.distributed
     if distributed is None:   # pass False to use one rank's rows only (e.g. for display on rank 0)
         distributed = dist.is_available() and dist.is_initialized()
@@ -134,9 +137,6 @@ def sinkhorn(scores, epsilon=0.05, n_iters=10, distributed=None):
         top = s.max()
         reduce(top, "MAX")                                                         # the global max
         q = torch.exp((s - top) / epsilon)                                         # (B, K), max 1
-        total = q.sum()
-        reduce(total)
-        q = q / total                                                              # total mass 1
         B, K = q.shape
         for _ in range(n_iters):
             usage = q.sum(dim=0)                                                   # (K,) mass per prototype
@@ -252,10 +252,9 @@ class SIGMA(nn.Module):
             tubes = vit.tubify(video, cfg.patch, cfg.tubelet)                     # (B, t*N, k*p*p*3)
             tubes = tubes if ids is None else vit.gather_tokens(tubes, ids)       # (B, m, k*p*p*3)
             # each tube normalized by its own statistics (MAE's norm_pix; code: per colour channel)
-            return self.projector(vit.normalize_patches(tubes))                   # (B, m, F)
+            return self.projector(vit.normalize_patches(tubes) if cfg.norm_target else tubes)   # (B, m, F)
         with torch.no_grad():   # frozen phi: a tube = the patch tokens of its first frame (code: videos[:, ::2])
-            x = vit.frame_features(video[:, ::cfg.tubelet], cfg.patch, self.frozen_encoder)  # (B, t, h, w, F)
-            x = x.flatten(1, 3)                                                   # (B, t*N, F)
+            x = vit.frame_features(video[:, ::cfg.tubelet], cfg.patch, self.frozen_encoder).flatten(1, 3)  # (B, t*N, F)
             # code: each channel standardized over the video's tubes ("normlize_target"), then phi = identity
             x = (x - x.mean(dim=1, keepdim=True)) / (x.std(dim=1, keepdim=True) + 1e-6)
         return x if ids is None else vit.gather_tokens(x, ids)                    # (B, m, F)

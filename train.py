@@ -52,6 +52,7 @@ PRESETS = {
     "tiny": dict(steps=600, batch_size=8, log_every=20, ckpt_every=200),
     "small": dict(steps=100_000, batch_size=128, log_every=50, ckpt_every=2000),
 }
+TINY_STEPS = {"sigma": 2500}   # SIGMA's Psi warm-up (sigma.Config.psi_warmup_steps) takes 1500 of them
 # dense bf16 peak of one GPU, for the MFU in the log line (--peak-tflops for others)
 PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}
 CKPT_NAME = "ckpt.pt"
@@ -230,7 +231,8 @@ def get_parser():
     p.add_argument("--data", help="noise_square (default) | shapes | mixed (videos + still images) | a video folder")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a field of the method's Config, e.g. --set mask_ratio=0.5 (repeatable)")
-    p.add_argument("--steps", type=int, help=f"optimizer steps (default: tiny {PRESETS['tiny']['steps']}, "
+    p.add_argument("--steps", type=int, help=f"optimizer steps (default: tiny {PRESETS['tiny']['steps']} "
+                                             f"(sigma {TINY_STEPS['sigma']}), "
                                              f"small {PRESETS['small']['steps']})")
     p.add_argument("--batch-size", type=int, help="clips per optimizer step, all processes together "
                                                   f"(default: tiny {PRESETS['tiny']['batch_size']}, "
@@ -287,7 +289,9 @@ def parse_args(argv):
             if given not in (None, []) and given != saved:
                 parser.error(f"--resume: --{key.replace('_', '-')} {given} contradicts the checkpoint's {saved}")
             setattr(args, key, saved)
-    preset = PRESETS[args.preset or "tiny"]
+    preset = dict(PRESETS[args.preset or "tiny"])
+    if (args.preset or "tiny") == "tiny":
+        preset["steps"] = TINY_STEPS.get(args.method, preset["steps"])
     args.preset, args.data = args.preset or "tiny", args.data or "noise_square"
     args.seed = 0 if args.seed is None else args.seed
     args.accum = 1 if args.accum is None else args.accum

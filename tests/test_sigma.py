@@ -422,3 +422,14 @@ def test_collapse_contrast():
     first, last = train("sinkhorn")
     assert last["usage_entropy"] > 0.8 * math.log(16)              # prototypes stay in use (Eq. 3-4)
     assert last["phi_std"] > 0.5 * first["phi_std"]
+
+
+def test_oracle_script_runs(tmp_path):
+    """scripts/sigma_oracle.py (the plateau diagnosis in docs/experiments.md) still runs."""
+    import subprocess
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, os.path.join(root, "scripts", "sigma_oracle.py"), "--oracle", "object",
+                          "--steps", "2", "--log-every", "1", "--batch-size", "2", "--set", "depth=1"],
+                         capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.count("agreement") == 2

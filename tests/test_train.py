@@ -24,7 +24,7 @@ SMALL = {"rvm": ["depth=1", "core_depth=1", "decoder_depth=1", "dim=32", "decode
                  "n_source=2", "n_targets=2"],
          "siammae": ["depth=1", "decoder_depth=1"],
          "vicmae": ["depth=1", "decoder_depth=1", "head_hidden=64"],
-         "sigma": ["depth=1", "decoder_depth=1", "num_prototypes=16"]}
+         "sigma": ["depth=1", "decoder_depth=1", "num_prototypes=16", "psi_warmup_steps=0"]}   # phi moves from step 1
 
 
 def argv(method, out, *extra, steps=3, batch=4):
@@ -288,6 +288,16 @@ def test_lr_schedule_warmup_then_cosine():
 
 # ----------------------------------------------------------------------------
 # the command line
+
+
+def test_tiny_steps_default_per_method(tmp_path):
+    """SIGMA's tiny run is longer (its Psi warm-up must end well before the last step); --steps wins."""
+    steps = lambda *a: train.parse_args(["--out", str(tmp_path / "r"), *a])[0].steps
+    assert steps("--method", "rvm") == train.PRESETS["tiny"]["steps"]
+    warmup = train.build_config("sigma", "tiny", []).psi_warmup_steps
+    assert steps("--method", "sigma") == train.TINY_STEPS["sigma"] > warmup
+    assert steps("--method", "sigma", "--steps", "7") == 7
+    assert steps("--method", "sigma", "--preset", "small") == train.PRESETS["small"]["steps"]
 
 
 def test_config_overrides_are_typed():
