@@ -361,6 +361,20 @@ def test_bad_inputs_and_configs_raise():
     assert sigma.Config.tiny() == sigma.Config() and sigma.Config.small().num_frames == 16
 
 
+def test_mlp_phi_sees_each_tube_normalized_or_raw():
+    """phi = the MLP on each tube's k*p*p*3 values, normalized by the tube's own statistics
+    (norm_target, the code's normlize_target) or raw; only the masked tubes when ids are given."""
+    for norm in (True, False):
+        torch.manual_seed(0)
+        model, batch = sigma.SIGMA(small_cfg(norm_target=norm)), make_batch(small_cfg())
+        tubes = vit.tubify(batch["video"], 8, 2)                               # (B, t*N, 2*8*8*3)
+        x = (tubes - tubes.mean(-1, keepdim=True)) / (tubes.var(-1, keepdim=True) + 1e-6).sqrt() if norm else tubes
+        with torch.no_grad():
+            assert torch.allclose(model.phi(batch["video"]), model.projector(x), atol=1e-5)
+            ids = torch.tensor([[3, 0], [7, 31]])
+            assert torch.allclose(model.phi(batch["video"], ids), vit.gather_tokens(model.projector(x), ids), atol=1e-5)
+
+
 def test_projector_from_a_checkpoint(tmp_path):
     """phi = the frozen encoder of another method's checkpoint: the tokens of each tube's
     first frame (the code's videos[:, ::2]), standardized per channel over the video."""
