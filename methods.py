@@ -1,8 +1,9 @@
-"""The four methods by name, and the way back from a checkpoint to a model.
+"""The four methods by name, their configs with overrides, and the way back from a checkpoint to a model.
 
     import methods
     module = methods.METHODS["rvm"]          # rvm.py: Config, sample, RVM
     model = methods.MODELS["rvm"](module.Config.tiny())
+    cfg = methods.build_config("rvm", "tiny", ["dim=32"])   # a preset with --set overrides
     model, cfg, meta = methods.load_checkpoint("runs/rvm-tiny/ckpt.pt")
 
 train.py trains and writes checkpoints; evaluate.py, viz.py and bench.py read
@@ -12,6 +13,8 @@ weights_only=True: "model" (state dict), "config" (the method's Config as a
 dict), "method", "step", plus what train.py needs to resume ("optimizer",
 "rng", "train", "data") and "versions".
 """
+import dataclasses
+
 import torch
 
 import rvm
@@ -23,6 +26,50 @@ import vit
 # name -> module (Config, sample, the model class) and name -> its model class
 METHODS = {"rvm": rvm, "siammae": siammae, "vicmae": vicmae, "sigma": sigma}
 MODELS = {"rvm": rvm.RVM, "siammae": siammae.SiamMAE, "vicmae": vicmae.ViCMAE, "sigma": sigma.SIGMA}
+
+
+# ----------------------------------------------------------------------------
+# config overrides (train.py's --set key=value), typed by the field's preset value
+
+
+def parse_value(key, text, like):
+    """`text` as the type of `like`, the field's current value (bool, int,
+    float, str, or a comma-separated tuple of those)."""
+    if isinstance(like, bool):
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"{key} expects true or false; got {text!r}")
+    if isinstance(like, tuple):
+        parts = [s.strip() for s in text.strip("()[] ").split(",") if s.strip()]
+        return tuple(parse_value(key, s, like[0] if like else "") for s in parts)
+    if isinstance(like, (int, float)):
+        try:
+            return type(like)(text)
+        except ValueError:
+            raise ValueError(f"{key} expects {type(like).__name__}; got {text!r}") from None
+    return text
+
+
+def build_config(name, preset, assignments):
+    """The method's preset Config with `key=value` overrides applied; its
+    __post_init__ validates the result. Raises ValueError on a bad key/value."""
+    cfg = getattr(METHODS[name].Config, preset)()
+    keys = [f.name for f in dataclasses.fields(cfg)]
+    overrides = {}
+    for item in assignments:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set expects key=value; got {item!r}")
+        if key not in keys:
+            raise ValueError(f"unknown config key {key!r} for {name}; valid keys: {', '.join(keys)}")
+        overrides[key] = parse_value(key, text, getattr(cfg, key))
+    return dataclasses.replace(cfg, **overrides)
+
+
+# ----------------------------------------------------------------------------
+# what train.py and bench.py share, and the way back from a checkpoint
 
 
 def param_groups(model, weight_decay):

@@ -44,7 +44,7 @@ from torch.utils.flop_counter import FlopCounterMode
 import data
 import methods
 import vit
-from methods import METHODS, MODELS, read_checkpoint
+from methods import METHODS, MODELS, build_config, read_checkpoint
 
 # training defaults per preset (the model's are in each method's Config.tiny() / .small()).
 # tiny: a few minutes per method on a laptop CPU; `make demo` runs RVM for longer (Makefile).
@@ -52,52 +52,12 @@ PRESETS = {
     "tiny": dict(steps=600, batch_size=8, log_every=20, ckpt_every=200),
     "small": dict(steps=100_000, batch_size=128, log_every=50, ckpt_every=2000),
 }
-TINY_STEPS = {"sigma": 2500}   # SIGMA's Psi warm-up (sigma.Config.psi_warmup_steps) takes 1500 of them
+TINY_STEPS = {"sigma": 2500}   # longer than SIGMA's Psi warm-up (sigma.Config.psi_warmup_steps), with room after it
 # dense bf16 peak of one GPU, for the MFU in the log line (--peak-tflops for others)
 PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}
 CKPT_NAME = "ckpt.pt"
 EXIT_CODES = """exit codes: 0 done (or --stop-at), 1 error (a bad loss, a full disk), 2 bad arguments,
 128 + signal (130 Ctrl-C, 143 SIGTERM): interrupted, saved, continue with --resume"""
-
-
-# ----------------------------------------------------------------------------
-# config overrides: --set key=value, typed by the field's preset value
-
-
-def parse_value(key, text, like):
-    """`text` as the type of `like`, the field's current value (bool, int,
-    float, str, or a comma-separated tuple of those)."""
-    if isinstance(like, bool):
-        if text.lower() in ("1", "true", "yes", "on"):
-            return True
-        if text.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(f"{key} expects true or false; got {text!r}")
-    if isinstance(like, tuple):
-        parts = [s.strip() for s in text.strip("()[] ").split(",") if s.strip()]
-        return tuple(parse_value(key, s, like[0] if like else "") for s in parts)
-    if isinstance(like, (int, float)):
-        try:
-            return type(like)(text)
-        except ValueError:
-            raise ValueError(f"{key} expects {type(like).__name__}; got {text!r}") from None
-    return text
-
-
-def build_config(name, preset, assignments):
-    """The method's preset Config with `key=value` overrides applied; its
-    __post_init__ validates the result. Raises ValueError on a bad key/value."""
-    cfg = getattr(METHODS[name].Config, preset)()
-    keys = [f.name for f in dataclasses.fields(cfg)]
-    overrides = {}
-    for item in assignments:
-        key, sep, text = item.partition("=")
-        if not sep:
-            raise ValueError(f"--set expects key=value; got {item!r}")
-        if key not in keys:
-            raise ValueError(f"unknown config key {key!r} for {name}; valid keys: {', '.join(keys)}")
-        overrides[key] = parse_value(key, text, getattr(cfg, key))
-    return dataclasses.replace(cfg, **overrides)
 
 
 # ----------------------------------------------------------------------------

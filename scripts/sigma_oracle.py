@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import sigma  # noqa: E402
 import toyworld  # noqa: E402
 import vit  # noqa: E402
-from train import build_config  # noqa: E402
+from methods import build_config  # noqa: E402
 
 
 WORLD = {"n_shapes": 3, "side": None}
