@@ -61,8 +61,7 @@ class Config:
     hard_targets: bool = False  # paper: soft q in Eq. 5; code: one-hot argmax(q)
     detach_proto_psi: bool = False  # code: True (C learns from phi's scores only); the paper does not say
     renorm_prototypes: bool = False  # code: True, C renormalized in place each forward (lost under FSDP)
-    psi_warmup_steps: int = 1500  # not in the paper or code (0): phi's CE term held for these first steps, so Psi
-    #                             learns the random phi's clusters first; else phi follows Psi's uniform q (plateau)
+    psi_warmup_steps: int = 1500  # not in paper or code (0): phi's CE term held so Psi learns phi's clusters first
     # --- optimizer (Sec. 4: VideoMAE's AdamW recipe, cosine decay) ---
     blr: float = 0.032          # paper 1.5e-4 per 256 clips for 800+ epochs; tiny: lr 1e-3 at batch 8
     weight_decay: float = 0.05  # paper 0.05
@@ -137,13 +136,12 @@ def sinkhorn(scores, epsilon=0.05, n_iters=10, distributed=None):
         top = s.max()
         reduce(top, "MAX")                                                         # the global max
         q = torch.exp((s - top) / epsilon)                                         # (B, K), max 1
-        B, K = q.shape
         for _ in range(n_iters):
             usage = q.sum(dim=0)                                                   # (K,) mass per prototype
             reduce(usage)                                                          # over the global batch
-            q = q / (K * usage.clamp(min=tiny))                                    # r: 1/K per prototype
+            q = q / (q.shape[1] * usage.clamp(min=tiny))                           # r: 1/K per prototype
             # c: equal mass per sample; the code's 1/B, any constant gives the same q (a global scale cancels)
-            q = q / (B * q.sum(dim=1, keepdim=True).clamp(min=tiny))
+            q = q / (q.shape[0] * q.sum(dim=1, keepdim=True).clamp(min=tiny))
         return q / q.sum(dim=1, keepdim=True).clamp(min=tiny)                      # (B, K), rows sum to 1
 
 
@@ -282,7 +280,8 @@ class SIGMA(nn.Module):
         # Eq. 5-6: CE(x~, q) = -sum_k q_k log softmax(x~ / tau)_k, averaged over the B masked tubes (Eq. 7)
         ce = lambda s, q: -(q * F.log_softmax(s.flatten(0, 1) / cfg.temperature, dim=1)).sum(1).mean()
         ce_phi, ce_psi = ce(s_phi, q_psi), ce(s_psi, q_phi)  # phi predicts Psi's clusters, and vice versa
-        # Psi warm-up (not in the paper): phi's term is held, so Psi first learns to predict phi's clusters
+        # Psi warm-up (not in the paper): phi's term held while Psi learns phi's clusters; else phi follows
+        # Psi's near-uniform q at init to the plateau p = q = 1/K (docs/experiments.md)
         hold = 1.0 if step is None or cfg.psi_warmup_steps == 0 else (step >= cfg.psi_warmup_steps).float()
         return {"loss": hold * ce_phi + ce_psi, "ce_phi": ce_phi.detach(), "ce_psi": ce_psi.detach(),
                 **stats, "phi_std": phi_std}
