@@ -51,7 +51,7 @@ class Config:
     # --- projection network phi and the feature space (Sec. 3.2, Sec. 4) ---
     projector: str = "mlp"      # "mlp" (SIGMA w/ MLP) | a train.py checkpoint: its frozen ViT is phi (~ w/ DINO)
     proj_hidden: tuple = (256, 256)  # paper "3-layer MLP", 1024 wide, ~3M (Table 7a): (1024, 1024); code +512
-    norm_target: bool = True    # phi's input tubes each normalized; code: normlize_target, True in its scripts
+    norm_target: bool = True    # the MLP phi sees each tube normalized; code: normlize_target, True in its scripts
     feat_dim: int = 64          # paper 256; must equal the checkpoint encoder's width when phi is one
     loss: str = "sinkhorn"      # "sinkhorn" (Eq. 7) | "l2" (Eq. 2, which collapses, Table 7b)
     num_prototypes: int = 64    # K; paper 1000-6000, best 4000 (Table 6); code scripts 3000
