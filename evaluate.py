@@ -185,14 +185,12 @@ def probe_kinds(model, patch, train_set, test_set, device, label):
     as the mean recall over classes (chance 1/4). Colours are random and a token is
     smaller than a shape, so its class needs the shape's outline: context, not pixels.
     Sets: (videos, semantic maps (V, T, H, W))."""
-    xs, ys = [], []
+    xs, ys, C = [], [], len(toyworld.SHAPE_KINDS) + 1
     for videos, classes in (train_set, test_set):
         feats = extract(model, videos, device, label=label)[0]                        # (V, T, h, w, D)
-        C = len(toyworld.SHAPE_KINDS) + 1
         ys.append(metrics.token_fractions(classes, patch, C).argmax(-1).flatten())    # (V*T*h*w,) majority
         xs.append(feats.flatten(0, 3).double())
-    return {"kind_acc": metrics.linear_probe(xs[0], ys[0], xs[1], ys[1], balanced=True),
-            "kind_chance": 1 / (len(toyworld.SHAPE_KINDS) + 1)}
+    return {"kind_acc": metrics.linear_probe(xs[0], ys[0], xs[1], ys[1], balanced=True), "kind_chance": 1 / C}
 
 
 # ----------------------------------------------------------------------------

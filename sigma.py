@@ -282,7 +282,7 @@ class SIGMA(nn.Module):
         ce_phi, ce_psi = ce(s_phi, q_psi), ce(s_psi, q_phi)  # phi predicts Psi's clusters, and vice versa
         # Psi warm-up (not in the paper): phi's term held while Psi learns phi's clusters; else phi follows
         # Psi's near-uniform q at init to the plateau p = q = 1/K (docs/experiments.md)
-        hold = 1.0 if step is None or cfg.psi_warmup_steps == 0 else (step >= cfg.psi_warmup_steps).float()
+        hold = (torch.as_tensor(step) >= cfg.psi_warmup_steps).float() if step is not None else 1.0   # int or tensor
         return {"loss": hold * ce_phi + ce_psi, "ce_phi": ce_phi.detach(), "ce_psi": ce_psi.detach(),
                 **stats, "phi_std": phi_std}
 

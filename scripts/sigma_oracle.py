@@ -6,7 +6,8 @@ Oracles, per tube, as a fixed random unit vector per value:
     position  the tube's spatial index: Psi's decoder knows it, so it must be learned (plumbing);
     object    the front-most object id on the tube's first frame (shapes world): is what lies
               under the mask predictable from the visible tubes in this world at this mask ratio?
-    moving    whether the tube's pixels change between its two frames (noise-square world).
+    moving    whether most pixels of the tube's first frame change in the next clip frame
+              (noise_square_video with its default options).
 
 Prints, every --log-every steps, ce_psi (log K: nothing predicted), the agreement K <q_phi, q_Psi>
 (1: independent) and the entropy of q_phi (the floor of ce_psi), averaged since the last line.
@@ -29,10 +30,7 @@ import vit  # noqa: E402
 from methods import build_config  # noqa: E402
 
 
-WORLD = {"n_shapes": 3, "side": None}
-
-
-def world_batch(oracle, cfg, B, seed):
+def world_batch(oracle, cfg, B, seed, n_shapes=3, side=None):
     """B clips of clip_len frames with a per-pixel label (T, H, W) from the world's ground truth."""
     clips, labels = [], []
     for i in range(B):
@@ -43,7 +41,7 @@ def world_batch(oracle, cfg, B, seed):
             clips.append(video), labels.append(moved)
         else:
             video, ids = toyworld.shapes_video(T=cfg.clip_len, size=cfg.img_size, seed=seed * 1000 + i,
-                                               n_shapes=WORLD["n_shapes"], side=WORLD["side"])
+                                               n_shapes=n_shapes, side=side)
             clips.append(video), labels.append(ids)
     return torch.stack(clips), torch.stack(labels)
 
@@ -73,7 +71,6 @@ def main():
     ap.add_argument("--side", type=int, nargs=2, default=None, help="shape side range in px (object oracle)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args()
-    WORLD.update(n_shapes=args.shapes, side=args.side)
     torch.manual_seed(0)
     cfg = build_config("sigma", "tiny", args.set + [f"psi_warmup_steps={args.steps + 1}"])   # phi's term held
     model = sigma.SIGMA(cfg)
@@ -81,7 +78,7 @@ def main():
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05)
     g, sums, n, t0 = torch.Generator().manual_seed(0), {}, 0, time.time()
     for step in range(args.steps):
-        clip, labels = world_batch(args.oracle, cfg, args.batch_size, step)
+        clip, labels = world_batch(args.oracle, cfg, args.batch_size, step, args.shapes, args.side)
         batch = sigma.sample(clip, cfg, g)
         x_psi, ids_mask, _ = model.predict(batch)
         target = codes[tube_labels(labels, batch, cfg, args.oracle)]                     # (B, t*N, F)

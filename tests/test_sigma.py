@@ -263,6 +263,7 @@ def test_psi_warm_up_holds_phi_term_only():
     after = model.loss(x_psi, x_phi, torch.tensor(10))
     assert torch.allclose(after["loss"], after["ce_phi"] + after["ce_psi"])
     assert torch.allclose(model.loss(x_psi, x_phi)["loss"], after["loss"])   # no step: after the warm-up
+    assert torch.allclose(model.loss(x_psi, x_phi, 9)["loss"], held["loss"])    # a plain int step too
 
 
 def test_l2_loss_is_eq_2_and_reaches_both_branches():
