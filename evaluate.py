@@ -126,10 +126,9 @@ def probe_noise_square(model, patch, videos, masks, device, label, directions=No
     up = lambda m: m.repeat_interleave(patch, -2).repeat_interleave(patch, -1)   # token grid -> pixels, nearest
     tok, pix, ceiling = [], [], []
     for v in range(V):
-        clusters = metrics.kmeans(feats[v].reshape(-1, D), 2, seed=v)[0].reshape(T, h, w)  # (T, h, w)
         truth = metrics.token_fractions(masks[v].long(), patch, 2)[..., 1] > 0.5  # (T, h, w) square: most pixels
-        pred = metrics.match_square(clusters, truth)
-        tok.append(metrics.iou(pred, truth, dims=(-2, -1)))                       # (T,)
+        pred, per_frame = metrics.square_iou(feats[v], truth, seed=v)             # (T, h, w), (T,)
+        tok.append(per_frame)
         pix.append(metrics.iou(up(pred), masks[v], dims=(-2, -1)))
         ceiling.append(metrics.iou(up(truth), masks[v], dims=(-2, -1)))
     tok = torch.stack(tok)                                                # (V, T)

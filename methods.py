@@ -14,6 +14,7 @@ dict), "method", "step", plus what train.py needs to resume ("optimizer",
 "rng", "train", "data") and "versions".
 """
 import dataclasses
+import sys
 
 import torch
 
@@ -95,16 +96,20 @@ def read_checkpoint(path):
     return ckpt
 
 
-def load_checkpoint(path, device="cpu"):
+def load_checkpoint(path, device="cpu", parts=None):
     """Rebuild a trained model from a train.py checkpoint, in eval mode, without
     any process group. Returns (model, cfg, meta); meta has method, step,
-    config, train, versions (everything but the weights and optimizer)."""
+    config, train, versions (everything but the weights and optimizer).
+    parts {method: {keyword: function}}: as train.main's, for a model trained with them."""
     ckpt = read_checkpoint(path)
     try:
         cfg = METHODS[ckpt["method"]].Config(**ckpt["config"])
     except TypeError as e:
         raise ValueError(f"{path}: its config does not fit {ckpt['method']}.Config ({e})") from None
-    model = MODELS[ckpt["method"]](cfg)
+    mine = (parts or {}).get(ckpt["method"], {})
+    if set(ckpt.get("parts", {})) - set(mine):   # trained with a part given now as the reference's: say so
+        print(f"note: {path} was trained with {ckpt['parts']}; it is rebuilt with the reference's", file=sys.stderr)
+    model = MODELS[ckpt["method"]](cfg, **mine)
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as e:   # torch lists every missing / unexpected key: keep the first line

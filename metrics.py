@@ -2,7 +2,7 @@
 
 * kmeans, pca_rgb: unsupervised views of a feature map (k-means with
   k-means++ seeding; the first three principal components as RGB).
-* hungarian_best_match, confusion_matrix, iou, match_square, token_fractions:
+* hungarian_best_match, confusion_matrix, iou, match_square, square_iou, token_fractions:
   score clusters against ground truth under the best cluster-to-class
   assignment (the noise-square IoU, RVM Sec. 4.4, Fig. 6).
 * region_J, neighbourhood, label_propagation, labels_to_pixels: carry the
@@ -112,6 +112,17 @@ def match_square(clusters, square):
     k = int(clusters.max()) + 1
     match = hungarian_best_match(confusion_matrix(clusters, square, k, 2))   # (k,) cluster -> 0 / 1 / -1
     return match[clusters.long()] == 1
+
+
+def square_iou(feats, square, seed=0):
+    """The noise-square IoU of one video (RVM Fig. 6): k-means K = 2 over all
+    tokens of all frames of feats (T, h, w, D), the clusters matched to the
+    ground truth square (T, h, w) bool once for the video (`match_square`) ->
+    (pred (T, h, w) bool, the IoU of the square per frame (T,) float64)."""
+    T, h, w, D = feats.shape
+    clusters = kmeans(feats.reshape(-1, D), 2, seed=seed)[0].reshape(T, h, w)   # (T, h, w)
+    pred = match_square(clusters, square)
+    return pred, iou(pred, square, dims=(-2, -1))
 
 
 def token_fractions(labels, patch, num_classes):

@@ -22,8 +22,7 @@ square has gone. Why asymmetric masking (Sec. 3.1): sources are unmasked, so
 the state is built from whole frames, as at test time; a target keeps only
 int(0.05 N) patches, too few to copy, so its pixels must come from the past.
 
-Loss (Sec. 3.1): plain L2 over every pixel of every target frame (all patches,
-no per-patch normalization), averaged over the n_targets targets:
+Loss (Sec. 3.1): plain L2 over all pixels of every target (no per-patch normalization), mean over targets:
     L = 1/K sum_k 1/(3HW) ||X_hat_k - X_k||^2
 
 Train: python train.py --method rvm --preset tiny --steps 5000   (make demo)
@@ -122,18 +121,26 @@ def sample(clip, cfg, generator):
 # the recurrent core (Sec. 3.2) and its self-attention ablation (Table 3b)
 
 
-class GatedTransformerCore(nn.Module):
+def gru_step(e, s, w_input_update, w_state_update, w_input_reset, w_state_reset, state_norm, tx):
     """Sec. 3.2, one step of the GRU-gated transformer core, s_t = R(e_t, s_{t-1}):
         u_t = sigmoid(W_e^u e_t + W_s^u s_{t-1})          update gate
         r_t = sigmoid(W_e^r e_t + W_s^r s_{t-1})          reset gate
         h_t = Tx(q = e_t, kv = r_t * LN(s_{t-1}))         cross- then self-attention
         s_t = (1 - u_t) * s_{t-1} + u_t * h_t,   o_t = s_t
-    The W are bias-free linears on the feature dimension, shared by all tokens, named by role
-    (e = input, s = state): w_input_update = W_e^u, w_state_update = W_s^u, w_input_reset = W_e^r,
-    w_state_reset = W_s^r. e_t and s_t are (B, 1+N, D): one state vector per token, [CLS] included."""
+    e, s (B, 1+N, D); the W are the core's linears (w_input_update = W_e^u, ...), state_norm LN, tx Tx."""
+    u = torch.sigmoid(w_input_update(e) + w_state_update(s))   # (B, 1+N, D) update gate
+    r = torch.sigmoid(w_input_reset(e) + w_state_reset(s))     # (B, 1+N, D) reset gate
+    h = tx(e, r * state_norm(s))                               # (B, 1+N, D) candidate state
+    return (1 - u) * s + u * h                                 # (B, 1+N, D) s_t = o_t
 
-    def __init__(self, dim, depth, heads, mlp_ratio):
+
+class GatedTransformerCore(nn.Module):
+    """`gru_step` (or `step`) and its learned pieces: the W, bias-free linears on the feature dimension shared
+    by all tokens, named by role (e = input, s = state); e_t, s_t (B, 1+N, D), one state vector a token."""
+
+    def __init__(self, dim, depth, heads, mlp_ratio, step=gru_step):
         super().__init__()
+        self.step = step
         self.w_input_update, self.w_state_update = nn.Linear(dim, dim, bias=False), nn.Linear(dim, dim, bias=False)
         self.w_input_reset, self.w_state_reset = nn.Linear(dim, dim, bias=False), nn.Linear(dim, dim, bias=False)
         # LN(s_{t-1}) is in the official code (scale, no bias, eps 1e-4), not in the paper's equation: it keeps
@@ -143,18 +150,17 @@ class GatedTransformerCore(nn.Module):
         self.blocks = nn.ModuleList([vit.CrossBlock(dim, heads, mlp_ratio) for _ in range(depth)])
         self.norm = nn.LayerNorm(dim)       # Tx ends with a LayerNorm, as in the official code
 
+    def state_norm(self, s):
+        return F.layer_norm(s, s.shape[-1:], self.state_scale.to(s.dtype), None, eps=1e-4)
+
     def tx(self, e, kv):
-        h = e
         for block in self.blocks:
-            h = block(h, kv)                 # (B, 1+N, D): queries e_t, keys/values the reset state
-        return self.norm(h)
+            e = block(e, kv)                 # (B, 1+N, D): queries e_t, keys/values the reset state
+        return self.norm(e)
 
     def forward(self, e, s):
-        u = torch.sigmoid(self.w_input_update(e) + self.w_state_update(s))   # (B, 1+N, D) update gate
-        r = torch.sigmoid(self.w_input_reset(e) + self.w_state_reset(s))     # (B, 1+N, D) reset gate
-        ln = F.layer_norm(s, s.shape[-1:], self.state_scale.to(s.dtype), None, eps=1e-4)
-        h = self.tx(e, r * ln)                                # (B, 1+N, D) candidate state
-        return (1 - u) * s + u * h                            # (B, 1+N, D) s_t = o_t
+        return self.step(e, s, self.w_input_update, self.w_state_update, self.w_input_reset, self.w_state_reset,
+                         self.state_norm, self.tx)
 
 
 class SelfAttentionCore(nn.Module):
@@ -183,14 +189,16 @@ class SelfAttentionCore(nn.Module):
 class RVM(nn.Module):
     """A per-frame ViT, a recurrent core over the source frames, a decoder that rebuilds each target (Sec. 3)."""
 
-    def __init__(self, cfg=None):
+    def __init__(self, cfg=None, core_step=gru_step):   # core_step: the gated core's (exercises/ pass their own)
         super().__init__()
         self.cfg = cfg = cfg or Config()
+        if core_step is not gru_step and cfg.core != "gru":
+            raise ValueError(f"core_step is the gated core's step; core={cfg.core!r} has none")
         # Sec. 3.1 "Encoder": one ViT for every frame, source and target (shared weights, as SiamMAE)
         self.encoder = vit.ViT(cfg.img_size, cfg.patch, cfg.dim, cfg.depth, cfg.heads, cfg.mlp_ratio)
         # Sec. 3.2 "Recurrent core" (or the Table 3b self-attention ablation)
-        Core = GatedTransformerCore if cfg.core == "gru" else SelfAttentionCore
-        self.core = Core(cfg.dim, cfg.core_depth, cfg.heads, cfg.mlp_ratio)
+        self.core = GatedTransformerCore(cfg.dim, cfg.core_depth, cfg.heads, cfg.mlp_ratio, core_step) \
+            if cfg.core == "gru" else SelfAttentionCore(cfg.dim, cfg.core_depth, cfg.heads, cfg.mlp_ratio)
         # Sec. 3.1 "Decoder": ONE linear embeds both target tokens and source features, [MASK] token,
         # decoder positions, the time offset (one-hot(delta) -> linear, as the official code), blocks, pixels
         self.decoder_embed = nn.Linear(cfg.dim, cfg.decoder_dim)
@@ -305,8 +313,7 @@ class RVM(nn.Module):
         pred, mask = self.predict(batch)
         loss = self.loss(pred, batch["target"])
         with torch.no_grad():
-            # what pasting the last source frame in place would score: the model must beat it by
-            # modelling motion (it is 0 where nothing moves)
+            # what pasting the last source frame would score: the model must beat it by modelling motion
             last = vit.patch_targets(batch["source"][:, -1], self.cfg.patch, norm_pix=False)   # (B, N, P)
             copy = self.loss(last[:, None].expand_as(pred), batch["target"])
         return {"loss": loss, "loss_copy_last": copy}

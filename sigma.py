@@ -1,16 +1,13 @@
 """SIGMA: Sinkhorn-Guided Masked Video Modeling (Salehi, Dorkenwald, Thoker, Gavves, Snoek, Asano, ECCV 2024)
 https://arxiv.org/abs/2407.15447
 
-VideoMAE (Tong et al. 2022) predicts the pixels of masked space-time tubes, a
-low-level target (Sec. 3.1). SIGMA learns the target: a projection network phi
-embeds every tube (an MLP on its pixels, or a frozen pretrained image encoder:
-"SIGMA w/ DINO"), and the video model Psi, a VideoMAE encoder-decoder that sees
-10% of the tubes, predicts phi's features of the masked tubes (Sec. 3.2). With
-an l2 loss both networks collapse to one constant (Eq. 2, Table 7b). So both
-are scored against K shared learnable prototypes, Sinkhorn-Knopp turns scores
-into cluster assignments q that use every prototype equally over the batch
-(Eq. 3-4), and each branch predicts the other's assignments (Eq. 5-7, SwAV's
-swapped prediction). Shapes as in vit.py, plus F the feature dim, t = T/tubelet.
+VideoMAE (Tong et al. 2022) predicts the pixels of masked space-time tubes, a low-level target (Sec. 3.1). SIGMA
+learns the target: a projection network phi embeds every tube (an MLP on its pixels, or a frozen pretrained image
+encoder: "SIGMA w/ DINO"), and the video model Psi, a VideoMAE encoder-decoder that sees 10% of the tubes, predicts
+phi's features of the masked tubes (Sec. 3.2). With an l2 loss both networks collapse to one constant (Eq. 2, Table
+7b). So both are scored against K shared learnable prototypes, Sinkhorn-Knopp turns scores into cluster assignments
+q that use every prototype equally over the batch (Eq. 3-4), and each branch predicts the other's assignments (Eq.
+5-7, SwAV's swapped prediction). Shapes as in vit.py, plus F the feature dim, t = T/tubelet.
 
 Loss over the B = videos x masked tubes of a batch, x and prototypes c_k l2-normalized:
     s = x^T C,  p = softmax(s / tau) (Eq. 6),  q = Sinkhorn(s) (Eq. 3-4, no gradient)
@@ -42,8 +39,7 @@ class Config:
     depth: int = 4              # paper 12
     heads: int = 4              # paper 6
     mlp_ratio: float = 4.0      # paper 4 (ViT)
-    mask_ratio: float = 0.75    # paper 0.9, one spatial mask for all time slots ("tube" masking); tiny 0.75:
-    #                             0.9 leaves 6 of 64 tubes a slot, too few for Psi to predict phi's clusters
+    mask_ratio: float = 0.75    # paper 0.9, one mask for all time slots (tubes); 0.9 leaves 6 of 64 tubes a slot
     # --- Psi's decoder: narrower than the encoder (VideoMAE; code ViT-S: 192 wide, 4 deep, 3 heads) ---
     decoder_dim: int = 64       # code 192 (half the encoder); tiny 64 (3D sin-cos needs a multiple of 16)
     decoder_depth: int = 2      # code 4
@@ -145,6 +141,13 @@ def sinkhorn(scores, epsilon=0.05, n_iters=10, distributed=None):
         return q / q.sum(dim=1, keepdim=True).clamp(min=tiny)                      # (B, K), rows sum to 1
 
 
+def swapped_prediction(s_phi, s_psi, q_phi, q_psi, temperature):
+    """Eq. 5-7 over M masked tubes: scores s (M, K), Sinkhorn targets q (M, K), no gradient through q ->
+    (CE of phi's p against q_Psi, CE of Psi's p against q_phi), CE(p, q) = -sum_k q_k log softmax(s / tau)_k."""
+    ce = lambda s, q: -(q * F.log_softmax(s / temperature, dim=1)).sum(1).mean()
+    return ce(s_phi, q_psi), ce(s_psi, q_phi)   # each branch predicts the other's clusters (swapped)
+
+
 def tube_masking(noise, t, ratio):
     """Sec. 4 / VideoMAE "tube" masking: MAE's random masking of N spatial positions
     from noise (B, N), the same ones in all t time slots. Over the t*N tubes (time-major):
@@ -189,9 +192,10 @@ def load_encoder(path, patch, feat_dim):
 class SIGMA(nn.Module):
     """Psi, a VideoMAE that predicts phi's features of the masked tubes, both scored against K prototypes (Sec. 3)."""
 
-    def __init__(self, cfg=None):
+    def __init__(self, cfg=None, sinkhorn=sinkhorn):   # sinkhorn: Eq. 3-4's solver (exercises/ pass their own)
         super().__init__()
         self.cfg = cfg = cfg or Config()
+        self.sinkhorn = sinkhorn
         # Sec. 3.1: the video model Psi, an asymmetric encoder-decoder (VideoMAE)
         self.encoder = vit.TubeViT(cfg.img_size, cfg.num_frames, cfg.patch, cfg.tubelet, cfg.dim, cfg.depth,
                                    cfg.heads, cfg.mlp_ratio)
@@ -207,12 +211,11 @@ class SIGMA(nn.Module):
         widths = [cfg.tubelet * cfg.patch ** 2 * 3, *cfg.proj_hidden, cfg.feat_dim]
         layers = [m for a, b in zip(widths[:-1], widths[1:]) for m in (nn.Linear(a, b), nn.GELU())]
         self.projector = nn.Sequential(*layers[:-1]) if cfg.projector == "mlp" else None   # no GELU at the end
-        # Sec. 3.3: K learnable prototypes C (K, F); none in the l2 ablation (no unused parameters for DDP)
-        self.prototypes = nn.Parameter(torch.randn(cfg.num_prototypes, cfg.feat_dim)) if cfg.loss != "l2" else None
+        # Sec. 3.3: K learnable prototypes C (K, F), random unit vectors; none in the l2 ablation (DDP: no unused)
+        self.prototypes = nn.Parameter(F.normalize(torch.randn(cfg.num_prototypes, cfg.feat_dim), dim=1)) \
+            if cfg.loss != "l2" else None
         self.apply(vit.init_weights)
         nn.init.normal_(self.mask_token, std=0.02)
-        if self.prototypes is not None:
-            self.prototypes.data = F.normalize(self.prototypes.data, dim=1)        # random unit vectors
         # "SIGMA w/ DINO": loaded after init_weights, which would overwrite it
         self.frozen_encoder = None if cfg.projector == "mlp" else load_encoder(cfg.projector, cfg.patch, cfg.feat_dim)
 
@@ -224,9 +227,8 @@ class SIGMA(nn.Module):
         B, T, _, H, W = video.shape
         N = (H // patch) * (W // patch)
         if T % tubelet or tuple(noise.shape) != (B, N):
-            got = ", ".join(f"{k} {tuple(batch[k].shape)}" for k in ("video", "noise"))
-            raise ValueError(f"video must be (B, T, 3, H, W) with T divisible by tubelet={tubelet} and noise "
-                             f"(B, N) = ({B}, {N}); got {got}")
+            raise ValueError(f"video must be (B, T, 3, H, W) with T divisible by tubelet={tubelet} and noise (B, N) = "
+                             f"({B}, {N}); got video {tuple(video.shape)}, noise {tuple(noise.shape)}")
         return video, noise
 
     def encode(self, video, ids_keep):
@@ -273,13 +275,11 @@ class SIGMA(nn.Module):
         s_phi = self.scores(x_phi)                                                # (B, m, K)
         s_psi = self.scores(x_psi, detach_prototypes=cfg.detach_proto_psi)        # (B, m, K)
         # Eq. 3-4: one Sinkhorn over all masked tubes of the batch, per branch; q carries no gradient
-        q_phi, q_psi = (sinkhorn(s.flatten(0, 1), cfg.sinkhorn_eps, cfg.sinkhorn_iters) for s in (s_phi, s_psi))
+        q_phi, q_psi = (self.sinkhorn(s.flatten(0, 1), cfg.sinkhorn_eps, cfg.sinkhorn_iters) for s in (s_phi, s_psi))
         stats = self.diagnostics(s_phi, s_psi, q_phi, q_psi)
         if cfg.hard_targets:   # code: the target is argmax(q), a one-hot label
             q_phi, q_psi = (F.one_hot(q.argmax(1), cfg.num_prototypes).float() for q in (q_phi, q_psi))
-        # Eq. 5-6: CE(x~, q) = -sum_k q_k log softmax(x~ / tau)_k, averaged over the B masked tubes (Eq. 7)
-        ce = lambda s, q: -(q * F.log_softmax(s.flatten(0, 1) / cfg.temperature, dim=1)).sum(1).mean()
-        ce_phi, ce_psi = ce(s_phi, q_psi), ce(s_psi, q_phi)  # phi predicts Psi's clusters, and vice versa
+        ce_phi, ce_psi = swapped_prediction(s_phi.flatten(0, 1), s_psi.flatten(0, 1), q_phi, q_psi, cfg.temperature)
         # Psi warm-up (not in the paper): phi's term held while Psi learns phi's clusters; else phi follows
         # Psi's near-uniform q at init to the plateau p = q = 1/K (docs/experiments.md)
         hold = (torch.as_tensor(step) >= cfg.psi_warmup_steps).float() if step is not None else 1.0   # int or tensor
@@ -316,10 +316,10 @@ class SIGMA(nn.Module):
 
     @torch.no_grad()
     def features(self, video):
-        """(B, T, 3, H, W) -> (B, T, h, w, D): encoder tokens of every tube (no masking), repeated over its
-        frames, in windows of num_frames frames at the training stride (SIGMA's limited temporal support): for
-        each phase < stride, frames phase, phase + stride, ..., so a tube spans the motion it did in training;
-        a last partial window is padded to whole tubes with its last frame."""
+        """(B, T, 3, H, W) -> (B, T, h, w, D): encoder tokens of every tube (no masking), repeated over its frames, in
+        windows of num_frames frames at the training stride (SIGMA's limited temporal support): for each phase <
+        stride, frames phase, phase + stride, ..., so a tube spans the motion it did in training; a last partial
+        window is padded to whole tubes with its last frame."""
         vit.check_frames(video, self.cfg.patch, "video", ndim=5)
         B, T, _, H, W = video.shape
         k, h, w, s = self.cfg.tubelet, H // self.cfg.patch, W // self.cfg.patch, self.cfg.stride
@@ -336,9 +336,9 @@ class SIGMA(nn.Module):
 
     @torch.no_grad()
     def reconstruct(self, batch):
-        """For display, per frame (B, T, h, w): "mask" (1 = masked tube) and, with prototypes,
-        cluster maps (argmax of the scores): "assign_phi" of every tube (the learned targets),
-        "assign_psi" Psi's prediction for the masked tubes (-1 on visible ones)."""
+        """For display, per frame (B, T, h, w): "mask" (1 = masked tube) and, with prototypes, cluster maps (argmax of
+        the scores): "assign_phi" of every tube (the learned targets), "assign_psi" Psi's prediction for the masked
+        tubes (-1 on visible ones)."""
         video, (k, p) = batch["video"], (self.cfg.tubelet, self.cfg.patch)
         B, T, _, H, W = video.shape
         x_psi, _, mask = self.predict(batch)                                      # (B, t*N, F), (B, t*N)

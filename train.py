@@ -320,9 +320,10 @@ def make_data(args, cfg, run, start):
 
 def make_model(args, cfg, run):
     """The same init on every rank (FSDP shards it; DDP checks it) -> (model to
-    call, the raw module underneath: its parameters, state dicts, clipping)."""
+    call, the raw module underneath: its parameters, state dicts, clipping).
+    args.parts: the model's constructor's keyword arguments (main's `parts`)."""
     torch.manual_seed(args.seed)
-    model = raw_model = MODELS[args.method](cfg).to(run.device)
+    model = raw_model = MODELS[args.method](cfg, **args.parts).to(run.device)
     torch.manual_seed(args.seed + run.rank)                       # anything random from here on differs per rank
     if run.distributed and run.use_cuda:   # BatchNorm (ViC-MAE's heads) over the global batch, as in one process;
         raw_model = model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(raw_model)   # CPU/gloo lacks it
@@ -371,6 +372,7 @@ def checkpoint(args, cfg, run, raw_model, optimizer, step):
             "model": model_state, "optimizer": optim_state, "step": step, "method": args.method,
             "config": dataclasses.asdict(cfg), "train": {k: getattr(args, k) for k in RUN_KEYS + ("steps",)},
             "rng": rng_state(), "data": {"spec": args.data, "seed": args.seed, "next_item": step * args.batch_size},
+            "parts": {k: f"{f.__module__}.{f.__qualname__}" for k, f in args.parts.items()},
             "versions": {"torch": str(torch.__version__), "numpy": np.__version__,
                          "python": platform.python_version()}})
 
@@ -506,8 +508,11 @@ def train_loop(args, cfg, run, model, raw_model, optimizer, loader, base_lr, sta
     return step, None
 
 
-def main(argv=None):
+def main(argv=None, parts=None):
+    """parts {method: {keyword: function}}: a method's part replaced through its constructor (e.g.
+    {"rvm": {"core_step": f}}, exercises/run.py); the same training path as the reference's."""
     args, cfg, resume = parse_args(argv)
+    args.parts = (parts or {}).get(args.method, {})
     run = setup(args)
     start = resume["step"] if resume else 0
     loader = make_data(args, cfg, run, start)

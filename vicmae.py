@@ -199,9 +199,10 @@ def lam_at(step, cfg):
 class ViCMAE(nn.Module):
     """One ViT for both views, MAE's decoder for each, and InfoNCE between their pooled tokens (Sec. 3.2)."""
 
-    def __init__(self, cfg=None):
+    def __init__(self, cfg=None, info_nce=info_nce):   # info_nce: L_NEG's function (exercises/ pass their own)
         super().__init__()
         self.cfg = cfg = cfg or Config()
+        self.info_nce = info_nce
         # Sec. 3.2: one ViT for both views (siamese, shared weights)
         self.encoder = vit.ViT(cfg.img_size, cfg.patch, cfg.dim, cfg.depth, cfg.heads, cfg.mlp_ratio)
         # Sec. 3.2: MAE's decoder d_phi, shared by both views: projection, [MASK] token f_m,
@@ -267,7 +268,7 @@ class ViCMAE(nn.Module):
         # Eq. 2 on the masked patches; both views mask the same number of patches,
         # so one mean over the 2B frames is the average of the two views' losses
         loss_mask = vit.masked_mse(pred, target, mask)
-        loss_neg = info_nce(p, z, self.cfg.tau, *all_gather_rows())             # Eq. 3
+        loss_neg = self.info_nce(p, z, self.cfg.tau, *all_gather_rows())        # Eq. 3
         lam = lam_at(step, self.cfg)
         loss = self.cfg.recon_weight * loss_mask + lam * loss_neg
         lam = lam.detach().float() if torch.is_tensor(lam) else torch.full((), lam, device=loss.device)

@@ -103,11 +103,11 @@ def load_video(kind, T, size, seed):
     return video, None
 
 
-def load_models(paths, device):
+def load_models(paths, device, parts=None):
     """[(name, model, cfg, method)]; names are the method, numbered when repeated."""
     out = []
     for i, path in enumerate(paths):
-        model, cfg, meta = methods.load_checkpoint(path, device)
+        model, cfg, meta = methods.load_checkpoint(path, device, parts)
         names = [m for _, _, _, m in out]
         name = meta["method"] if meta["method"] not in names else f"{meta['method']}-{i + 1}"
         out.append((name, model, cfg, meta["method"]))
@@ -279,7 +279,8 @@ def get_parser():
     return p
 
 
-def main(argv=None):
+def main(argv=None, parts=None):
+    """parts: as train.main's, for checkpoints trained with them (exercises/run.py)."""
     parser = get_parser()
     args = parser.parse_args(argv)
     if args.frames < 1 or args.k < 1 or args.cols < 1 or args.scale < 1 or args.fps < 1:
@@ -289,7 +290,7 @@ def main(argv=None):
     except ValueError as e:
         parser.error(str(e))
     try:
-        models = load_models(args.ckpt, device)
+        models = load_models(args.ckpt, device, parts)
     except (FileNotFoundError, ValueError) as e:
         parser.error(str(e))
     sizes = {cfg.img_size for _, _, cfg, _ in models}
