@@ -269,13 +269,30 @@ class _Endless(Dataset):
         return self.item(index, item_generator(self.seed, index))
 
 
+def world_spec(spec, size):
+    """train.py's --data: "KIND:key=value:key=value" for a toy world (SyntheticVideos.KINDS) -> (KIND, its
+    options typed by their defaults, e.g. ("shapes", {"texture": 0.0})); any other spec -> (spec, {})."""
+    from methods import parse_value   # the typing of train.py's --set, for the world's options
+    kind, _, text = spec.partition(":")
+    if kind not in SyntheticVideos.KINDS:
+        return spec, {}
+    defaults, options = SyntheticVideos.defaults(kind, size), {}
+    for item in filter(None, text.split(":")):
+        key, sep, value = item.partition("=")
+        if not sep or key not in defaults:
+            raise ValueError(f"{kind} options are key=value with key one of {', '.join(defaults)}; got {item!r}")
+        options[key] = parse_value(key, value, defaults[key])
+    return kind, options
+
+
 class SyntheticVideos(_Endless):
     """Toy-world clips (toyworld.py): kind "noise_square" or "shapes".
 
     noise_square options: toyworld.noise_square_options(size) (square, speed,
     grain, lattice, color, boundary), each overridable; speed may be a (lo, hi)
     range. Items draw a direction from DIRECTIONS (returned as "direction") and
-    a start. shapes options: n_shapes (3). augment: augment_clip on video and
+    a start. shapes options: n_shapes (3), texture (0.4: the grain's amplitude,
+    toyworld.shapes_video; 0 = plain colours). augment: augment_clip on video and
     mask; None = on for shapes, off for the noise square (a crop would leave
     the lattice).
     """
@@ -285,13 +302,18 @@ class SyntheticVideos(_Endless):
         if kind not in self.KINDS:
             raise ValueError(f"unknown kind {kind!r}; choose from {self.KINDS}")
         augment = kind != "noise_square" if augment is None else augment
-        defaults = toyworld.noise_square_options(size) if kind == "noise_square" else dict(n_shapes=3)
+        defaults = self.defaults(kind, size)
         unknown = sorted(set(kwargs) - set(defaults))
         if unknown:
             raise ValueError(f"unknown options {unknown} for kind {kind!r}; valid: {sorted(defaults)}")
         self.kind, self.clip_len, self.size, self.seed, self.augment = kind, clip_len, size, seed, augment
         self.options = {**defaults, **kwargs}
         self[0]  # bad options fail here, in the main process, not later in a loader worker
+
+    @staticmethod
+    def defaults(kind, size):
+        """The world's options and their default values (each may be overridden)."""
+        return toyworld.noise_square_options(size) if kind == "noise_square" else dict(n_shapes=3, texture=0.4)
 
     def noise_square(self, T, direction, speed, seed, square=None):
         """One noise-square video with these options along DIRECTIONS[direction] (toyworld.noise_square_along)."""
@@ -309,6 +331,7 @@ class SyntheticVideos(_Endless):
             video, mask = self.noise_square(self.clip_len, direction, speed, new_seed(g))
         else:
             video, mask = toyworld.shapes_video(T=self.clip_len, size=self.size, n_shapes=o["n_shapes"],
+                                                texture=o["texture"],
                                                 seed=new_seed(g))
         if self.augment:
             # no flip for the noise square: a mirrored clip is just another direction,

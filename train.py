@@ -77,9 +77,10 @@ def sample_item(name, cfg, seed, item, index):
 
 
 def make_dataset(spec, cfg, seed):
-    """--data: noise_square | shapes | mixed | a folder of videos."""
-    if spec in ("noise_square", "shapes"):
-        return data.SyntheticVideos(spec, cfg.clip_len, cfg.img_size, seed=seed)
+    """--data: noise_square | shapes (either with :key=value options) | mixed | a folder of videos."""
+    kind, options = data.world_spec(spec, cfg.img_size)
+    if kind in data.SyntheticVideos.KINDS:
+        return data.SyntheticVideos(kind, cfg.clip_len, cfg.img_size, seed=seed, **options)
     if spec == "mixed":   # moving shapes and still images (ViC-MAE, Fig. 2), in the method's proportion
         videos = data.SyntheticVideos("shapes", cfg.clip_len, cfg.img_size, seed=seed)
         images = data.StillImages(cfg.clip_len, cfg.img_size, seed=seed)
@@ -188,7 +189,8 @@ def get_parser():
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--method", required=True, choices=list(METHODS), help="which method file to train")
     p.add_argument("--preset", choices=list(PRESETS), help="model and run size: tiny (CPU, default) or small (GPU)")
-    p.add_argument("--data", help="noise_square (default) | shapes | mixed (videos + still images) | a video folder")
+    p.add_argument("--data", help="noise_square (default) | shapes | mixed (videos + still images) | a video folder; "
+                   "a toy world takes options: shapes:texture=0:n_shapes=4 (data.SyntheticVideos)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a field of the method's Config, e.g. --set mask_ratio=0.5 (repeatable)")
     p.add_argument("--steps", type=int, help=f"optimizer steps (default: tiny {PRESETS['tiny']['steps']} "

@@ -49,6 +49,8 @@ CASES = [   # (entry point, arguments; RUN = the finished run's folder, F = the 
     (T, ["--method", "sigma", "--set", "weight_decay=-1"], "weight_decay must be a number >= 0"),
     (T, ["--method", "sigma", "--set", "tubelet=3"], "num_frames=8 must be a positive multiple of tubelet=3"),
     (T, ["--method", "rvm", "--data", "F/no-such-folder"], "--data: no video folder or file at"),
+    (T, ["--method", "rvm", "--data", "shapes:tex=0"], "shapes options are key=value with key one of n_shapes, texture"),
+    (T, ["--method", "rvm", "--data", "noise_square:grain=x"], "--data: grain expects int; got 'x'"),
     (T, ["--method", "rvm", "--out", "F/empty", "--resume"], "--resume: no checkpoint at"),
     (T, ["--method", "siammae", "--out", "RUN", "--resume"], "is a rvm run, not siammae"),
     (T, ["--method", "rvm", "--out", "RUN", "--resume", "--batch-size", "8"], "contradicts the checkpoint's 2"),

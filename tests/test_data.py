@@ -161,6 +161,18 @@ def test_synthetic_videos_items():
         data.SyntheticVideos("noise_square", clip_len=4, size=32, squares=3)
 
 
+def test_a_toy_world_takes_typed_options_from_its_spec():
+    assert data.world_spec("shapes:texture=0:n_shapes=2", 64) == ("shapes", {"texture": 0.0, "n_shapes": 2})
+    assert data.world_spec("noise_square:boundary=bounce:color=true", 64)[1] == {"boundary": "bounce", "color": True}
+    assert data.world_spec("shapes", 64) == ("shapes", {}) and data.world_spec("my/videos", 64) == ("my/videos", {})
+    with pytest.raises(ValueError, match="key one of n_shapes, texture; got 'side=3'"):
+        data.world_spec("shapes:side=3", 64)
+    # texture 0: plain colours, so neighbouring pixels differ far less than in the default world
+    plain, grainy = (data.SyntheticVideos("shapes", 2, 64, augment=False, texture=t)[0]["video"] for t in (0.0, 0.4))
+    step = lambda v: (v[..., 1:] - v[..., :-1]).abs().mean().item()
+    assert step(plain) < 0.5 * step(grainy)
+
+
 def test_noise_square_dataset_without_augment_matches_its_direction():
     ds = data.SyntheticVideos("noise_square", clip_len=4, size=32, augment=False)   # lattice = speed = 4 px
     for i in range(8):
