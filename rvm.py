@@ -145,9 +145,9 @@ class GatedTransformerCore(nn.Module):
         self.w_input_reset, self.w_state_reset = nn.Linear(dim, dim, bias=False), nn.Linear(dim, dim, bias=False)
         # LN(s_{t-1}) is in the official code (scale, no bias, eps 1e-4), not in the paper's equation: it keeps
         # the keys' scale fixed however the state drifts (a bare scale: vit.init_weights wants LN biases).
-        # vit.CrossBlock then also normalizes its keys/values (norm_kv); the official block does not.
+        # Tx's keys/values are then r * LN(s) as they are (norm_kv=False, the official block), so r -> 0 blanks them.
         self.state_scale = nn.Parameter(torch.ones(dim))
-        self.blocks = nn.ModuleList([vit.CrossBlock(dim, heads, mlp_ratio) for _ in range(depth)])
+        self.blocks = nn.ModuleList([vit.CrossBlock(dim, heads, mlp_ratio, norm_kv=False) for _ in range(depth)])
         self.norm = nn.LayerNorm(dim)       # Tx ends with a LayerNorm, as in the official code
 
     def state_norm(self, s):
@@ -320,8 +320,8 @@ class RVM(nn.Module):
 
     @torch.no_grad()
     def features(self, video):
-        """(B, T, 3, H, W) -> (B, T, h, w, D): the core's output o_t at every frame, what calling
-        `step` frame by frame gives (memory flat in T). The "sa" ablation attends over the whole video at once (~ T^2)."""
+        """(B, T, 3, H, W) -> (B, T, h, w, D): the core's output o_t at every frame, what calling `step` frame
+        by frame gives (memory flat in T). The "sa" ablation attends over the whole video at once (~ T^2)."""
         vit.check_frames(video, self.cfg.patch, "video", ndim=5)
         B, T, _, H, W = video.shape
         h, w = H // self.cfg.patch, W // self.cfg.patch

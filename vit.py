@@ -310,11 +310,14 @@ class CrossBlock(nn.Module):
     ctx (B, S, D): x + CrossAttn(LN(x), LN(ctx)), then x + MLP(LN(x)), then
     x + SelfAttn(LN(x)). The decoder block of SiamMAE and RVM and the block of
     RVM's recurrent core. `self_attn=False` drops the last step (SiamMAE's
-    cross-attention-only decoder, Table 2b)."""
+    cross-attention-only decoder, Table 2b); `norm_kv=False` passes ctx to the
+    keys and values as it is (RVM's core, as the official CrossAttentionBlock:
+    LN(c z) = LN(z) would undo the reset gate's per-token scale)."""
 
-    def __init__(self, dim, heads, mlp_ratio=4.0, self_attn=True):
+    def __init__(self, dim, heads, mlp_ratio=4.0, self_attn=True, norm_kv=True):
         super().__init__()
-        self.norm_q, self.norm_kv, self.cross = nn.LayerNorm(dim), nn.LayerNorm(dim), Attention(dim, heads)
+        self.norm_q, self.cross = nn.LayerNorm(dim), Attention(dim, heads)
+        self.norm_kv = nn.LayerNorm(dim) if norm_kv else nn.Identity()
         self.norm2, self.mlp = nn.LayerNorm(dim), Mlp(dim, mlp_ratio)
         self.norm3 = nn.LayerNorm(dim) if self_attn else None
         self.attn = Attention(dim, heads) if self_attn else None

@@ -116,6 +116,22 @@ def test_core_step_is_the_four_equations():
     assert torch.allclose(core(e[:, perm], s[:, perm]), core(e, s)[:, perm], atol=1e-5)
 
 
+def test_the_reset_gate_scales_what_tx_reads():
+    # u -> 1: s_t = Tx(e_t, r * LN(s_{t-1})). The keys and values reach Tx as they are (the official block), so a
+    # reset gate of 0.05 shows 1/20 of the memory; a LayerNorm on them would rescale r * LN(s) back to LN(s).
+    torch.manual_seed(0)
+    core = R.GatedTransformerCore(dim=16, depth=1, heads=2, mlp_ratio=2.0)
+    e, s = torch.randn(2, 5, 16), torch.randn(2, 5, 16)
+    gate = lambda v: (lambda _: torch.full_like(e, v))             # a W whose gate is sigmoid(v + W_s s)
+    step = lambda r, s: R.gru_step(e, s, gate(60.0), lambda x: 0 * x, gate(r), lambda x: 0 * x, core.state_norm,
+                                   core.tx)
+    with torch.no_grad():
+        blank, whole, faint = core.tx(e, torch.zeros_like(e)), step(60.0, s), step(-3.0, s)   # r = 1 / 0.047
+        assert not torch.allclose(faint, whole, atol=1e-3)
+        assert (faint - blank).norm() < 0.5 * (whole - blank).norm()
+        assert torch.allclose(step(-60.0, s), blank, atol=1e-5) and torch.allclose(step(-60.0, 5 * s), blank, atol=1e-5)
+
+
 def test_initial_state_is_zero_and_core_unrolls_from_it():
     cfg = cfg_()
     model = model_(cfg)

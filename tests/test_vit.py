@@ -334,3 +334,16 @@ def test_every_config_checks_the_shared_fields_by_name(name, field, value, messa
     with pytest.raises(ValueError, match=re.escape(message)):
         dataclasses.replace(cfg, **{field: value})
     assert dataclasses.replace(cfg, depth=0).depth == 0             # a depth of 0 is a model too (no blocks)
+
+
+def test_crossblock_without_norm_kv_reads_the_context_as_it_is():
+    torch.manual_seed(0)
+    normed, raw = vit.CrossBlock(16, 4), vit.CrossBlock(16, 4, norm_kv=False)
+    raw.load_state_dict({k: v for k, v in normed.state_dict().items() if not k.startswith("norm_kv.")})
+    x, ctx = torch.randn(2, 5, 16), torch.randn(2, 7, 16)
+    scale = 0.5 + torch.rand(2, 7, 1)                                          # a per-token gate, as RVM's reset
+    assert torch.allclose(normed(x, scale * ctx), normed(x, ctx), atol=1e-4)   # LN(c z) = LN(z): the gate undone
+    assert not torch.allclose(raw(x, scale * ctx), raw(x, ctx), atol=1e-3)     # raw keys/values: the gate acts
+    y = x + raw.cross(raw.norm_q(x), ctx)
+    y = y + raw.mlp(raw.norm2(y))
+    assert torch.allclose(raw(x, ctx), y + raw.attn(raw.norm3(y)), atol=1e-6)
