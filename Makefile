@@ -1,6 +1,8 @@
 # Two set-up-free commands for a fresh machine: `make demo` and `make test`.
 PY := .venv/bin/python
 DEMO_OUT ?= runs/demo-rvm
+# the frame model beside it in the figure (RVM Fig. 6: RVM sees the square, a frame model cannot)
+FRAME_OUT ?= runs/demo-siammae
 # long enough for the tiny RVM to see the square (docs/experiments.md)
 DEMO_STEPS ?= 5000
 
@@ -18,7 +20,8 @@ test: venv
 
 demo: venv
 	$(PY) train.py --method rvm --preset tiny --data noise_square --steps $(DEMO_STEPS) --log-every 250 --out $(DEMO_OUT)
-	$(PY) viz.py --ckpt $(DEMO_OUT)/ckpt.pt --video noise_square --out $(DEMO_OUT)/viz
+	$(PY) train.py --method siammae --preset tiny --data noise_square --log-every 100 --out $(FRAME_OUT)
+	$(PY) viz.py --ckpt $(DEMO_OUT)/ckpt.pt --ckpt $(FRAME_OUT)/ckpt.pt --video noise_square --k 2 --out $(DEMO_OUT)/viz
 
 clean:
 	rm -rf .venv runs .pytest_cache

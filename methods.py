@@ -112,9 +112,12 @@ def load_checkpoint(path, device="cpu", parts=None):
     model = MODELS[ckpt["method"]](cfg, **mine)
     try:
         model.load_state_dict(ckpt["model"])
-    except RuntimeError as e:   # torch lists every missing / unexpected key: keep the first line
+    except RuntimeError as e:   # torch lists every key on many lines: name the first of each kind instead
+        have, want = set(ckpt["model"]), set(model.state_dict())
+        why = "; ".join(f"{what} {', '.join(sorted(keys)[:2])}{' ...' if len(keys) > 2 else ''}"
+                        for what, keys in (("unexpected", have - want), ("missing", want - have)) if keys)
         raise ValueError(f"{path}: its weights do not fit {ckpt['method']} with its config "
-                         f"({vit.first_line(e)})") from None
+                         f"({why or vit.first_line(e)}; written by another version of the code?)") from None
     meta = {k: v for k, v in ckpt.items() if k not in ("model", "optimizer")}
     return model.to(device).eval(), cfg, meta
 

@@ -14,10 +14,12 @@ Writes into --out:
                      components of its features as RGB (RVM Sec. 4.4, Fig. 5)
     kmeans.png       per checkpoint: k-means (K = 5) over all tokens of all
                      frames, colour-coded, and overlaid on the input
-    demo.png         RVM Fig. 6: input / k-means / one feature map, over time
-    demo.gif, .mp4   the same, animated: left column input (and the true
-                     mask when there is one), then one column per checkpoint
-                     with its k-means map (top) and feature map (bottom)
+    demo.png         RVM Fig. 6: input / the true mask (when there is one) /
+                     each checkpoint's k-means / the first checkpoint's
+                     feature map, over time. The feature map is the principal
+                     component that best follows the motion in the pixels
+                     (`feature_map`: no ground truth), so give RVM first
+    demo.gif, .mp4   the same rows, animated over every frame
     recon_NAME.png   source frame(s) | masked target | prediction | target;
                      SIGMA: the prototypes of the masked tubes
 
@@ -76,14 +78,30 @@ def masked(image, mask, p):
     return np.where(upsample(np.asarray(mask, dtype=bool), p)[..., None], 0.5, image)
 
 
-def feature_map(feats):
-    """(T, h, w, D) -> (T, h, w, 3): the feature channel with the largest
-    variance over all frames and tokens, min-max scaled, in viridis."""
-    flat = feats.reshape(-1, feats.shape[-1])
-    c = flat.var(0).argmax()
-    x = feats[..., c]
-    x = (x - x.min()) / (x.max() - x.min()).clamp(min=1e-8)
-    return plt.get_cmap("viridis")(x.numpy())[..., :3]
+def motion_energy(video, p):
+    """(T, 3, H, W) -> (T, h, w): each token's mean |x_t - x_(t-1)| over its pixels (frame 0 takes frame 1's).
+    What moves, from the pixels alone: no ground truth."""
+    d = (video[1:] - video[:-1]).abs().mean(1) if len(video) > 1 else torch.zeros_like(video[:, 0])   # (T-1, H, W)
+    d = torch.cat([d[:1], d])                                                                            # (T, H, W)
+    return torch.nn.functional.avg_pool2d(d[:, None].float(), p)[:, 0]
+
+
+def feature_map(feats, motion, n=8):
+    """The feature row of the demo: of the top `n` principal components of feats (T, h, w, D), fit over all
+    frames and tokens, the one whose map correlates most (in absolute value) with the motion energy
+    (T, h, w) of the pixels, signed so that moving tokens are bright, min-max scaled, in viridis.
+    -> (T, h, w, 3), the component's rank (0 = largest variance), its correlation."""
+    x = feats.reshape(-1, feats.shape[-1]).float()
+    x = x - x.mean(0)
+    comps = torch.linalg.svd(x, full_matrices=False)[2][:n]                  # (n, D) principal directions
+    y = x @ comps.T                                                           # (M, n)
+    z = lambda a: (a - a.mean(0)) / a.std(0).clamp(min=1e-8)
+    m = motion.reshape(-1, 1).float()
+    corr = (z(y) * z(m)).mean(0) if m.std() > 0 else torch.zeros(y.shape[1])  # (n,) Pearson, per component
+    i = int(corr.abs().argmax())
+    v = y[:, i] * (1 if corr[i] >= 0 else -1)
+    v = ((v - v.min()) / (v.max() - v.min()).clamp(min=1e-8)).reshape(feats.shape[:-1])
+    return plt.get_cmap("viridis")(v.numpy())[..., :3], i, float(corr[i].abs())
 
 
 # ----------------------------------------------------------------------------
@@ -126,7 +144,7 @@ def panel_figure(rows, path, title, labels=None):
     inch = H / 1.2                                                        # canvas pixels per inch: panels 1.2 in
     gap, pad = round(0.3 * inch), round(0.06 * inch)                      # room for captions; between panels
     left = round(1.3 * inch) if labels else pad
-    top = round(0.35 * inch)                                              # room for the title
+    top = round((0.2 + 0.15 * (title.count("\n") + 1)) * inch)           # room for the title, line by line
     ncols = max(len(r) for r in rows)
     canvas = np.ones((top + len(rows) * (H + gap), left + ncols * (W + pad), 3))
     fig = plt.figure(figsize=(canvas.shape[1] / inch, canvas.shape[0] / inch))
@@ -153,15 +171,13 @@ def strip_figure(rows, times, path, title):
     panel_figure(cells, path, title, labels=[label for label, _ in rows])
 
 
-def save_animation(columns, stem, scale, fps):
-    """columns: [(top (T, H, W, 3), bottom (T, H, W, 3))] -> stem.gif and
-    stem.mp4, each frame the columns side by side, scaled up (nearest)."""
-    T = len(columns[0][0])
-    sep = lambda h: np.ones((h, 2, 3))                                    # white line between columns
+def save_animation(rows, stem, scale, fps):
+    """rows: [frames (T, H, W, 3)] -> stem.gif and stem.mp4, each frame the
+    rows stacked top to bottom (the PNG strip's rows), scaled up (nearest)."""
+    T, W = len(rows[0]), rows[0].shape[2]
     frames = []
     for t in range(T):
-        cols = [np.concatenate([top[t], np.ones((2, top.shape[2], 3)), bottom[t]], 0) for top, bottom in columns]
-        img = np.concatenate(sum([[c, sep(c.shape[0])] for c in cols], [])[:-1], 1)   # (H', W', 3)
+        img = np.concatenate(sum([[r[t], np.ones((2, W, 3))] for r in rows], [])[:-1], 0)   # (H', W, 3)
         img = img.repeat(scale, 0).repeat(scale, 1)
         frames.append((img * 255).round().astype(np.uint8))
     frames = np.stack(frames)                                             # (T, H', W', 3)
@@ -183,8 +199,10 @@ def rvm_rows(batch, out, p):
     h = target.shape[1] // p
     for k in range(len(target)):
         d = int(batch["delta"][0, k])
+        err = np.abs(pred[k] - target[k]).mean(-1)                               # (H, W) where it hedges
         rows.append([(f"target +{d}, masked", masked(target[k], out["mask"][0, k].view(h, -1).cpu(), p)),
-                     ("prediction", pred[k]), (f"target +{d}", target[k])])
+                     ("prediction", pred[k]), (f"target +{d}", target[k]),
+                     ("|prediction - target|", plt.get_cmap("magma")(err / max(err.max(), 1e-8))[..., :3])])
     return rows
 
 
@@ -242,8 +260,9 @@ def model_maps(name, model, cfg, video, mask, args, device):
         score = metrics.iou(metrics.match_square(two, square), square, dims=(-2, -1))
         print(f"[{name}] noise-square IoU of this video (k-means K=2, token grid): {score.mean():.3f} "
               f"(frames t>={T // 2}: {score[T // 2:].mean():.3f})", flush=True)
+    fmap, rank, corr = feature_map(feats, motion_energy(video, p))
     return (upsample(metrics.pca_rgb(feats).numpy(), p, True), upsample(colorize(labels, args.k), p, True),
-            upsample(feature_map(feats), p, True))
+            upsample(fmap, p, True), f"PC {rank + 1}, r = {corr:.2f}")
 
 
 def save_reconstruction(name, model, cfg, method, video, args, device):
@@ -257,7 +276,12 @@ def save_reconstruction(name, model, cfg, method, video, args, device):
     batch = methods.METHODS[method].sample(video[None, :cfg.clip_len], cfg, torch.Generator().manual_seed(args.seed))
     batch = {k: v.to(device) for k, v in batch.items()}
     rows = RECONSTRUCTIONS[method](batch, model.reconstruct(batch), cfg.patch)
-    panel_figure(rows, os.path.join(args.out, f"recon_{name}.png"), f"{name}: reconstruction ({args.video})")
+    title = f"{name}: reconstruction ({args.video})"
+    if method == "rvm" and args.video.startswith("noise_square"):   # the L2-optimal guess is the mean where unknown
+        title += ("\nunder L2 the model paints the mean (grey) where it is unsure of the pixels;"
+                  "\nthe error sits where the square is at the target, not where it was last seen:"
+                  "\nthe model has moved the square, so it tracks it")
+    panel_figure(rows, os.path.join(args.out, f"recon_{name}.png"), title)
     return f"recon_{name}.png"
 
 
@@ -308,24 +332,24 @@ def main(argv=None, parts=None):
     times = sorted(set(np.linspace(0, T - 1, min(args.cols, T)).round().astype(int).tolist()))
     inp = frames_np(video)
     pca_rows, km_rows, demo_rows = [("input", inp)], [("input", inp)], [("input", inp)]
-    truth = None
     if mask is not None:   # the noise square's mask or the shapes' instance ids, colour-coded
-        truth = colorize(mask.long().numpy(), max(2, int(mask.max()) + 1))
-        demo_rows.append(("true mask", truth))
-    columns, written = [(inp, truth if truth is not None else inp)], ["pca.png", "kmeans.png", "demo.png",
-                                                                      "demo.gif", "demo.mp4"]
+        demo_rows.append(("true mask", colorize(mask.long().numpy(), max(2, int(mask.max()) + 1))))
+    written, feature_row = ["pca.png", "kmeans.png", "demo.png", "demo.gif", "demo.mp4"], None
     for name, model, cfg, method in models:
         print(f"[{name}] features of {T} frames", flush=True)
-        pca, km, fmap = model_maps(name, model, cfg, video, mask, args, device)
+        pca, km, fmap, rule = model_maps(name, model, cfg, video, mask, args, device)
         pca_rows.append((f"{name} PCA", pca))
         km_rows += [(f"{name} k-means", km), (f"{name} overlay", 0.5 * inp + 0.5 * km)]
-        demo_rows += [(f"{name} k-means", km), (f"{name} feature", fmap)]
-        columns.append((km, fmap))
+        demo_rows.append((f"{name} k-means", km))
+        feature_row = feature_row or (f"{name} feature\n" + rule.replace(", ", "\n"), fmap)   # the first one's
         written.append(save_reconstruction(name, model, cfg, method, full, args, device))
+    demo_rows.append(feature_row)
     strip_figure(pca_rows, times, os.path.join(args.out, "pca.png"), "PCA of features, top 3 components as RGB")
     strip_figure(km_rows, times, os.path.join(args.out, "kmeans.png"), f"k-means, K={args.k}, over all frames")
-    strip_figure(demo_rows, times, os.path.join(args.out, "demo.png"), "input / k-means / feature map")
-    save_animation(columns, os.path.join(args.out, "demo"), args.scale, args.fps)
+    strip_figure(demo_rows, times, os.path.join(args.out, "demo.png"),
+                 f"input / k-means (K={args.k}) per checkpoint / the first one's feature map: of its top 8 principal "
+                 f"components, the one that best follows the motion in the pixels (no ground truth)")
+    save_animation([frames for _, frames in demo_rows], os.path.join(args.out, "demo"), args.scale, args.fps)
     print(f"wrote {' '.join(w for w in written if w)} to {args.out}", flush=True)
 
 

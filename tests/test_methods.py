@@ -29,6 +29,11 @@ def test_load_checkpoint_round_trip_and_weight_mismatch(tmp_path):
     with pytest.raises(ValueError, match=r"bad.pt: its weights do not fit siammae") as e:
         methods.load_checkpoint(str(tmp_path / "bad.pt"))
     assert "\n" not in str(e.value)
+    older = torch.load(path, weights_only=True)            # a key the model no longer has: named, with the hint
+    older["model"]["core.norm_kv.weight"] = torch.ones(3)
+    torch.save(older, tmp_path / "older.pt")
+    with pytest.raises(ValueError, match=r"unexpected core.norm_kv.weight; written by another version"):
+        methods.load_checkpoint(str(tmp_path / "older.pt"))
     ckpt["config"]["no_such_field"] = 1
     torch.save(ckpt, tmp_path / "odd.pt")
     with pytest.raises(ValueError, match=r"odd.pt: its config does not fit siammae.Config"):

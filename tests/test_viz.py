@@ -29,13 +29,19 @@ def test_colorize_masked_and_feature_map():
     image = np.random.rand(16, 16, 3)
     out = viz.masked(image, np.array([[1, 0], [0, 0]]), 8)
     assert np.all(out[:8, :8] == 0.5) and np.array_equal(out[8:], image[8:])
-    feats = torch.zeros(2, 3, 3, 4)
-    feats[..., 2] = torch.arange(18.0).view(2, 3, 3)                      # the only varying channel
-    fmap = viz.feature_map(feats)
-    assert fmap.shape == (2, 3, 3, 3)
-    # viridis is monotone in luminance: brightness increases with the channel's value
-    lum = fmap.mean(-1).reshape(-1)
-    assert np.all(np.diff(lum) > 0)
+    # the feature row: the principal component that follows the motion, not the one of largest variance
+    g = torch.Generator().manual_seed(0)
+    video = torch.rand(1, 3, 16, 16, generator=g).expand(4, -1, -1, -1).clone()
+    video[1:, :, :8, :8] = torch.rand(3, 3, 8, 8, generator=g)            # only the top-left token changes
+    motion = viz.motion_energy(video, 8)
+    assert motion.shape == (4, 2, 2) and motion[:, 0, 0].min() > 0.1 and motion[:, 1:].abs().max() == 0
+    feats = torch.zeros(4, 2, 2, 3)
+    feats[..., 0] = torch.randn(4, 2, 2, generator=g) * 10               # the largest variance, unrelated to motion
+    feats[..., 2] = -motion                                                 # follows the motion, with the sign flipped
+    fmap, rank, corr = viz.feature_map(feats, motion)
+    assert fmap.shape == (4, 2, 2, 3) and rank == 1 and corr > 0.8   # (16 tokens: the PCs mix a little)
+    lum = fmap.mean(-1)                                                     # viridis: brighter = larger
+    assert lum[:, 0, 0].min() > lum[:, 1:].max()                            # the moving token is the bright one
 
 
 @pytest.mark.parametrize("name", ["rvm", "siammae", "vicmae", "sigma"])
