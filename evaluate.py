@@ -44,6 +44,7 @@ import time
 import torch
 import torch.nn as nn
 
+import data
 import methods
 import metrics
 import toyworld
@@ -204,12 +205,14 @@ def evaluate_all(entries, args, device):
     print(f"held-out data: {args.iou_videos} noise-square videos of {T} frames, {args.probe_train}+{args.probe_test} "
           f"probe videos of {args.probe_frames} frames per direction, {args.shapes_videos} shapes videos of "
           f"{max(lengths)} frames", flush=True)
-    iou_vids, iou_masks, iou_dirs = toyworld.noise_square_set(args.iou_videos, T, size, base["iou"], args.square)
+    world = dict(args.world)                                              # --world's options (square via --square)
+    square = args.square or world.pop("square", None)
+    iou_vids, iou_masks, iou_dirs = toyworld.noise_square_set(args.iou_videos, T, size, base["iou"], square, **world)
     videos, _, classes = toyworld.noise_square_set(K * args.probe_train, args.probe_frames, size, base["probe"],
-                                                   args.square)
+                                                   square, **world)
     probe_train = (videos, classes)
     videos, _, classes = toyworld.noise_square_set(K * args.probe_test, args.probe_frames, size, base["probe"] + 50_000,
-                                          args.square)
+                                                   square, **world)
     probe_test = (videos, classes)
     shapes = toyworld.shapes_set(args.shapes_videos, max(lengths), size, base["shapes"])
     kinds = [toyworld.shapes_set(args.kind_videos, args.kind_frames, size, base["kinds"] + first, with_kinds=True)
@@ -249,10 +252,10 @@ def markdown(rows, args):
                  *["n/a" if r["stability"][L] is None else f"{r['stability'][L]:.3f}" for L in args.lengths[1:]],
                  f"{r['kind_acc']:.3f}", f"{r['sec_per_video']:.3f}"]
         lines.append("| " + " | ".join(cells) + " |")
-    square = args.square or toyworld.noise_square_options(args.size)["square"]
+    square = args.square or args.world.get("square") or toyworld.noise_square_options(args.size)["square"]
     notes = [
-        f"- noise-sq IoU: k-means K=2 on each of {args.iou_videos} held-out videos ({T} frames, {square}-px square "
-        f"on {args.size}-px frames), clusters matched to square / background, IoU on the token grid (ceiling 1). "
+        f"- noise-sq IoU: k-means K=2 on each of {args.iou_videos} held-out videos of the world {args.world_spec} "
+        f"({T} frames, {square}-px square on {args.size}-px frames), clusters matched to square / background, IoU on the token grid (ceiling 1). "
         f"IoU axis / diagonal: the videos moving along an axis / diagonally. "
         f"Pixel IoU: the same at pixel level (ceiling: the token-grid ground truth).",
         f"- motion acc: linear probe on mean-pooled features, {args.probe_train} train / {args.probe_test} test "
@@ -278,6 +281,8 @@ def get_parser():
     p.add_argument("--iou-videos", type=int, default=16, help="held-out noise-square videos for the IoU")
     p.add_argument("--frames", type=int, default=16, help="frames per noise-square IoU video")
     p.add_argument("--square", type=int, default=None, help="noise-square side in pixels (default: train.py's)")
+    p.add_argument("--world", default="noise_square", help="the noise-square world of the IoU and motion probes, "
+                   "as train.py's --data: e.g. noise_square:grain=1 (per-pixel noise) or noise_square:boundary=bounce")
     p.add_argument("--probe-train", type=int, default=8, help="motion-probe training videos per direction")
     p.add_argument("--probe-test", type=int, default=8, help="motion-probe test videos per direction")
     p.add_argument("--probe-frames", type=int, default=8, help="frames per motion-probe video")
@@ -320,6 +325,13 @@ def main(argv=None):
     if len(sizes) > 1:
         parser.error(f"the checkpoints differ in img_size {sorted(sizes)}; evaluate them separately")
     args.size = sizes.pop()
+    try:   # the noise-square world of the IoU and motion probes, as train.py's --data (options checked here)
+        kind, world = data.world_spec(args.world, args.size)
+    except ValueError as e:
+        parser.error(f"--world: {e}")
+    if kind != "noise_square":
+        parser.error(f"--world must be noise_square[:key=value...]; got {args.world!r}")
+    args.world_spec, args.world = args.world, world
     names = [m for _, _, _, m in loaded]
     entries = []
     for path, model, cfg, method in loaded:

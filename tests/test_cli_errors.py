@@ -64,6 +64,8 @@ CASES = [   # (entry point, arguments; RUN = the finished run's folder, F = the 
     ("evaluate", ["--ckpt", "F/evil.pt"], "refused: this file is not a plain checkpoint"),
     ("evaluate", ["--ckpt", "F/rvm.pt", "--lengths", "16,x"], "--lengths must be comma-separated integers"),
     ("evaluate", ["--ckpt", "F/rvm.pt", "--iou-videos", "0"], "must be >= 1"),
+    ("evaluate", ["--ckpt", "F/rvm.pt", "--world", "shapes"], "--world must be noise_square[:key=value...]"),
+    ("evaluate", ["--ckpt", "F/rvm.pt", "--world", "noise_square:grain=x"], "--world: grain expects int"),
     ("viz", ["--ckpt", "F/missing.pt"], "no checkpoint at"),
     ("viz", ["--ckpt", "F/evil.pt"], "refused: this file is not a plain checkpoint"),
     ("viz", ["--ckpt", "F/rvm.pt", "--video", "F/nope.mp4"], "nope.mp4"),

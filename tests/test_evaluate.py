@@ -151,7 +151,7 @@ def test_random_twins_one_per_distinct_feature_map():
     assert not torch.equal(*weights)                                   # two inits, not one twin twice
 
 
-def test_evaluate_script_end_to_end(tmp_path, capsys):
+def test_evaluate_script_end_to_end(tmp_path, capsys, monkeypatch):
     ckpt = write_ckpt(tmp_path, "rvm")
     ev.main(["--ckpt", ckpt, "--out", str(tmp_path / "res"), "--iou-videos", "2", "--frames", "4",
              "--probe-train", "1", "--probe-test", "1", "--probe-frames", "3", "--shapes-videos", "1",
@@ -164,6 +164,13 @@ def test_evaluate_script_end_to_end(tmp_path, capsys):
         assert 0 <= r["iou"] <= 1 and 0 <= r["motion_acc"] <= 1 and 0 <= r["J"] <= 1 and r["sec_per_video"] > 0
         assert len(r["iou_per_frame"]) == 4 and set(r) >= {"iou_axis", "iou_diagonal"}
     assert "noise-square IoU" in capsys.readouterr().out             # progress is printed
+    # --world: the IoU and motion probes' videos come from that noise-square world (here per-pixel noise, bouncing)
+    seen, real = [], ev.toyworld.noise_square_set
+    monkeypatch.setattr(ev.toyworld, "noise_square_set", lambda *a, **k: seen.append(k) or real(*a, **k))
+    ev.main(["--ckpt", ckpt, "--out", str(tmp_path / "res2"), "--iou-videos", "2", "--frames", "4",
+             "--probe-train", "1", "--probe-test", "1", "--probe-frames", "3", "--shapes-videos", "1",
+             "--lengths", "4", "--world", "noise_square:grain=1:boundary=bounce"])
+    assert len(seen) == 3 and all(k == {"grain": 1, "boundary": "bounce"} for k in seen)
 
 
 def test_evaluate_script_clear_errors(tmp_path, capsys):
