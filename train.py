@@ -515,6 +515,9 @@ def main(argv=None, parts=None):
     {"rvm": {"core_step": f}}, exercises/run.py); the same training path as the reference's."""
     args, cfg, resume = parse_args(argv)
     args.parts = (parts or {}).get(args.method, {})
+    if resume and set(resume.get("parts", {})) != set(args.parts):   # a student's part is not in the checkpoint
+        print0(f"note: the checkpoint was trained with parts {resume.get('parts', {})}; resuming with "
+               f"{sorted(args.parts) or 'the reference'}", file=sys.stderr)
     run = setup(args)
     start = resume["step"] if resume else 0
     loader = make_data(args, cfg, run, start)
