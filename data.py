@@ -312,20 +312,27 @@ class SyntheticVideos(_Endless):
 
     @staticmethod
     def defaults(kind, size):
-        """The world's options and their default values (each may be overridden)."""
-        return toyworld.noise_square_options(size) if kind == "noise_square" else dict(n_shapes=3, texture=0.4)
+        """The world's options and their default values (each may be overridden). noise_square's mix: every clip
+        from its own world, toyworld.noise_square_mix (the other options then do not apply)."""
+        if kind == "noise_square":
+            return {**toyworld.noise_square_options(size), "mix": False}
+        return dict(n_shapes=3, texture=0.4)
 
     def noise_square(self, T, direction, speed, seed, square=None):
         """One noise-square video with these options along DIRECTIONS[direction] (toyworld.noise_square_along)."""
         if self.kind != "noise_square":
             raise ValueError(f"noise_square() needs kind 'noise_square'; this dataset is {self.kind!r}")
         o = {**self.options, "square": square or self.options["square"]}
-        del o["speed"]
+        del o["speed"], o["mix"]
         return toyworld.noise_square_along(T, self.size, direction, speed, seed, **o)
 
     def item(self, index, g):
         o, direction = self.options, -1
-        if self.kind == "noise_square":
+        if self.kind == "noise_square" and o["mix"]:   # a world of its own (its draws only when mixing)
+            direction, world = randint(g, len(DIRECTIONS)), toyworld.noise_square_mix(self.size, g)
+            speed = world.pop("speed")
+            video, mask = toyworld.noise_square_along(self.clip_len, self.size, direction, speed, new_seed(g), **world)
+        elif self.kind == "noise_square":
             direction = randint(g, len(DIRECTIONS))
             speed = o["speed"] if isinstance(o["speed"], (int, float)) else uniform(g, *o["speed"])
             video, mask = self.noise_square(self.clip_len, direction, speed, new_seed(g))

@@ -331,6 +331,8 @@ def main(argv=None):
         parser.error(f"--world: {e}")
     if kind != "noise_square":
         parser.error(f"--world must be noise_square[:key=value...]; got {args.world!r}")
+    if world.pop("mix", False):
+        parser.error("--world: mix=true is a training distribution; evaluate one world at a time")
     args.world_spec, args.world = args.world, world
     names = [m for _, _, _, m in loaded]
     entries = []

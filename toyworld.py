@@ -146,6 +146,19 @@ def noise_square_options(size):
     return dict(square=size // 2, speed=lattice, grain=grain, lattice=lattice, color=False, boundary="wrap")
 
 
+def noise_square_mix(size, g):
+    """One draw from a distribution of noise-square worlds (issue 26: a model that sees any noise square, not its
+    world's lattice): grain 1-8 px texels, the lattice = the grain (so the square moves on and off the token grid),
+    speed 1/32-1/8 of the frame a frame (2-8 px at 64), wrap or bounce, a side of 3/8-5/8 of the frame. At sizes
+    not divisible by 16: per-pixel grain. -> options for noise_square_along (grey, as the default world)."""
+    grains = [1, 2, 4, 8] if size % 16 == 0 else [1]
+    grain = grains[randint(g, len(grains))]
+    square = [3 * size // 8, size // 2, 5 * size // 8][randint(g, 3)] // grain * grain
+    speed = max(1, size // 32) * (1 + randint(g, 4))
+    boundary = ("wrap", "bounce")[randint(g, 2)]
+    return dict(square=square, speed=speed, grain=grain, lattice=grain, color=False, boundary=boundary)
+
+
 def noise_square_along(T, size, direction, speed, seed, square, grain, lattice, color, boundary):
     """A noise-square video along DIRECTIONS[direction], moving `speed` px per frame
     on each axis it moves on (a diagonal: speed * sqrt(2) along the diagonal)."""

@@ -173,6 +173,24 @@ def test_a_toy_world_takes_typed_options_from_its_spec():
     assert step(plain) < 0.5 * step(grainy)
 
 
+def test_the_mixed_noise_square_world_draws_a_world_per_clip_with_true_masks():
+    ds = data.SyntheticVideos("noise_square", clip_len=6, size=64, seed=0, mix=True)
+    worlds = set()
+    for i in range(24):
+        g = data.item_generator(0, i)
+        direction, world = toyworld.randint(g, 8), toyworld.noise_square_mix(64, g)   # the draws item() makes
+        item = ds[i]
+        assert item["direction"] == direction
+        # the ground truth: the square's whole area in every frame (a torus or a bounce never cuts it)
+        assert (item["mask"].flatten(1).sum(1) == world["square"] ** 2).all()
+        worlds.add((world["grain"], world["speed"], world["boundary"], world["square"]))
+        assert world["lattice"] == world["grain"] and 1 <= world["grain"] <= 8 and 2 <= world["speed"] <= 8
+    assert len(worlds) > 12 and {b for _, _, b, _ in worlds} == {"wrap", "bounce"}
+    # the default world is untouched by the new option
+    assert torch.equal(data.SyntheticVideos("noise_square", 6, 64, seed=0)[3]["video"],
+                       data.SyntheticVideos("noise_square", 6, 64, seed=0, mix=False)[3]["video"])
+
+
 def test_noise_square_dataset_without_augment_matches_its_direction():
     ds = data.SyntheticVideos("noise_square", clip_len=4, size=32, augment=False)   # lattice = speed = 4 px
     for i in range(8):
