@@ -290,7 +290,8 @@ class SyntheticVideos(_Endless):
 
     noise_square options: toyworld.noise_square_options(size) (square, speed,
     grain, lattice, color, boundary), each overridable; speed may be a (lo, hi)
-    range. Items draw a direction from DIRECTIONS (returned as "direction") and
+    range; mix=True draws every clip's world from toyworld.noise_square_mix
+    instead. Items draw a direction from DIRECTIONS (returned as "direction") and
     a start. shapes options: n_shapes (3), texture (0.4: the grain's amplitude,
     toyworld.shapes_video; 0 = plain colours). augment: augment_clip on video and
     mask; None = on for shapes, off for the noise square (a crop would leave
