@@ -24,7 +24,8 @@ import torch.nn.functional as F
 DIRECTIONS = list(range(0, 360, 45))  # motion classes in degrees, image coords: 0 right, 90 down
 SHAPE_KINDS = ("square", "disc", "triangle")
 EVAL_SEED = 10**9                     # held-out seeds start here (training videos get random 62-bit seeds)
-SEED_BLOCKS = {"iou": 0, "probe": 100_000, "shapes": 200_000, "kinds": 400_000}   # per probe (viz: 300_000)
+SEED_BLOCKS = {"iou": 0, "probe": 100_000, "shapes": 200_000, "kinds": 400_000,
+               "video_kind": 500_000}   # per probe (viz: 300_000)
 
 
 # -----------------------------------------------------------------------------
@@ -277,3 +278,12 @@ def shapes_set(n, T, size, first_seed, with_kinds=False, n_shapes=3, texture=0.4
              for i in range(n)]
     videos, masks = torch.stack([v for v, _, _ in items]), torch.stack([m for _, m, _ in items])
     return (videos, masks, torch.stack([k[m] for _, m, k in items])) if with_kinds else (videos, masks)
+
+
+def video_label(kinds):
+    """Semantic maps (n, T, H, W) of one-shape videos (shapes_set(..., with_kinds=True, n_shapes=1)) -> the
+    class of each video (n,): the SHAPE_KINDS index of the object its pixels show most."""
+    counts = torch.stack([(kinds == 1 + c).flatten(1).sum(1) for c in range(len(SHAPE_KINDS))], 1)   # (n, kinds)
+    if (counts.sum(1) == 0).any():
+        raise ValueError("a video shows no shape: no class to give it")
+    return counts.argmax(1)
