@@ -5,14 +5,12 @@ experiments share runs, so a class trains each one once. check.py NAME
 measures the runs NAME needs on held-out videos and compares the result with
 the range, which comes from the project's own measured runs (exercises/SOLUTIONS.md).
 """
-import json
 import os
-import time
 
 import torch
 
+import claims
 import data
-import evaluate
 import methods
 import siammae
 import toyworld
@@ -41,19 +39,9 @@ def command(run):
 # what is measured in a run
 
 
-def iou(model, cfg):
-    """The noise-square IoU of evaluate.py's table: 16 held-out videos of 16 frames."""
-    videos, masks, _ = toyworld.noise_square_set(16, 16, cfg.img_size, toyworld.EVAL_SEED + toyworld.SEED_BLOCKS["iou"])
-    return evaluate.probe_noise_square(model, cfg.patch, videos, masks, torch.device("cpu"), "")["iou"]
-
-
-def last(run_dir, key):
-    """The last logged value of `key` in a run's metrics.jsonl."""
-    rows = [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl")) if line.strip()]
-    values = [r[key] for r in rows if key in r]
-    if not values:
-        raise ValueError(f"{run_dir}/metrics.jsonl logs no {key!r}")
-    return values[-1]
+iou = claims.noise_square_iou          # the noise-square IoU of evaluate.py's table: 16 held-out 16-frame videos
+last = claims.last_logged              # the last logged value of a key in a run's metrics.jsonl
+features_ms = claims.features_ms       # median ms of model.features on one T-frame video, one thread
 
 
 @torch.no_grad()
@@ -66,24 +54,6 @@ def past_frame_use(model, cfg, world, n=64):
     true = model(batch)["loss"].item()
     other = model({**batch, "f1": batch["f1"].roll(1, 0)})["loss"].item()
     return other / true
-
-
-@torch.no_grad()
-def features_ms(model, cfg, T, repeats=3):
-    """Median milliseconds of model.features on one T-frame video, one thread (the slope, not the speed)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        video = torch.rand(1, T, 3, cfg.img_size, cfg.img_size, generator=torch.Generator().manual_seed(0))
-        model.features(video[:, :2])
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            model.features(video)
-            times.append(1e3 * (time.perf_counter() - t0))
-        return sorted(times)[len(times) // 2]
-    finally:
-        torch.set_num_threads(threads)
 
 
 # ----------------------------------------------------------------------------
@@ -118,10 +88,8 @@ def sigma_collapse(get):
 
 
 def propagation_J(model, cfg, world):
-    """evaluate.py's label propagation J on 24 held-out videos of 16 frames of the shapes world the model
-    trained on (the default propagation settings)."""
-    shapes = toyworld.shapes_set(24, 16, cfg.img_size, toyworld.EVAL_SEED + toyworld.SEED_BLOCKS["shapes"], **world)
-    return evaluate.probe_propagation(model, cfg.patch, shapes, torch.device("cpu"), [16], {}, "")["J"]
+    """Label propagation J on 24 held-out 16-frame videos of the shapes world the model trained on."""
+    return claims.propagation(model, cfg, world)["16"]
 
 
 def siammae_masking(get):
