@@ -175,18 +175,18 @@ def one_claim(monkeypatch):
     return measured
 
 
-def test_claims_train_cache_resume_and_write_the_same_table(tmp_path, one_claim, capsys):
+def test_claims_train_cache_resume_and_write_the_same_table(tmp_path, one_claim, capsys, monkeypatch):
     runs, out = tmp_path / "runs", tmp_path / "out"
     argv = ["--claim", "tiny", "--seeds", "2", "--runs", str(runs), "--out", str(out)]
     cut = runs / "tiny-siammae-s1"
     # seed 1 cut after its first step, as an interruption would: claims.py continues it with --resume
-    opts = types.SimpleNamespace(root=str(runs), steps=None, preset="tiny", device="cpu", verbose=False)
+    opts = types.SimpleNamespace(root=str(runs), steps=None, preset="tiny", device="cpu", verbose=False, jobs=1)
     claims.RUNS["tiny-siammae"] += " --stop-at 1"
     claims.train_run("tiny-siammae", 1, opts)
     assert torch.load(cut / "ckpt.pt", weights_only=False)["step"] == 1 and not claims.finished(str(cut))
     claims.RUNS["tiny-siammae"] = "--method siammae --data noise_square --steps 2"
     capsys.readouterr()
-    assert claims.main(argv) == 0
+    assert claims.main(argv + ["--jobs", "2"]) == 0              # seed 0 trained while seed 1 is continued
     said = capsys.readouterr().out
     assert "training tiny-siammae seed 1:" in said and "--resume" in said and claims.finished(str(cut))
     table = json.load(open(out / "claims.json"))
@@ -200,19 +200,39 @@ def test_claims_train_cache_resume_and_write_the_same_table(tmp_path, one_claim,
     assert "training" not in capsys.readouterr().out
     assert [os.stat(runs / f"tiny-siammae-s{s}" / "ckpt.pt").st_mtime_ns for s in (0, 1)] == stamps
     assert json.load(open(out / "claims.json"))["claims"][0]["values"] == row["values"]
-    assert one_claim[0] == one_claim[1]
+    for s in (0, 1):                                               # measured again from scratch: the same numbers
+        os.remove(runs / f"tiny-siammae-s{s}" / "probes.json")
+    assert claims.main(argv) == 0 and json.load(open(out / "claims.json"))["claims"][0]["values"] == row["values"]
+    assert one_claim[0] == one_claim[1] == one_claim[2]
+    monkeypatch.chdir(tmp_path)                                    # --runs relative to where claims.py is called
+    assert claims.main(["--claim", "tiny", "--seeds", "2", "--runs", "runs", "--out", "out"]) == 0
+    assert "training" not in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="holds a run of 2 steps, not the 3 asked for"):
+        claims.main(argv + ["--steps", "3"])                       # a finished run is never silently reused
+
+
+def test_a_partial_table_keeps_the_other_claims_only_when_measured_the_same_way(tmp_path):
+    old, setting = tmp_path / "claims.json", {"preset": "tiny", "seeds": [0, 1], "device": "cpu"}
+    names = list(claims.CLAIMS)
+    old.write_text(json.dumps({**setting, "claims": [{"claim": names[0], "v": "old"}, {"claim": names[2]}]}))
+    merged = claims.merge([{"claim": names[1]}, {"claim": names[0], "v": "new"}], str(old), setting)
+    assert [r["claim"] for r in merged] == names[:3] and merged[0]["v"] == "new"
+    assert claims.merge([{"claim": names[1]}], str(old), {**setting, "preset": "small"}) == [{"claim": names[1]}]
+    old.write_text("{cut")
+    assert claims.merge([{"claim": names[1]}], str(old), setting) == [{"claim": names[1]}]
 
 
 def test_a_failed_run_ends_with_one_line_naming_its_log(tmp_path, monkeypatch):
     monkeypatch.setattr(claims, "RUNS", {"bad": "--method siammae --data noise_square --steps 2 --set nope=1"})
-    opts = types.SimpleNamespace(root=str(tmp_path), steps=None, preset="tiny", device="cpu", verbose=False)
+    opts = types.SimpleNamespace(root=str(tmp_path), steps=None, preset="tiny", device="cpu", verbose=False, jobs=1)
     with pytest.raises(SystemExit, match="exit code 2; its log: .*bad-s0.*train.log"):
         claims.train_run("bad", 0, opts)
 
 
 def test_bad_arguments_are_one_line_errors(capsys):
     for argv, message in ((["--all", "--seeds", "1"], "at least 2"), (["--claim", "nope"], "invalid choice"),
-                          (["--all", "--steps", "0"], "at least 1")):
+                          (["--all", "--steps", "0"], "at least 1"),
+                          (["--all", "--jobs", "0"], "at least 1")):
         with pytest.raises(SystemExit):
             claims.main(argv)
         assert message in capsys.readouterr().err
