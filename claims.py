@@ -445,7 +445,8 @@ def siammae_masking(R):
     J = {k: R.probe(run, "J T16", j16) for k, run in runs.items()}
     twin, raw = R.twin("siammae-shapes", "J T16", j16), R.raw("siammae-shapes", j16)
     checks = [(f"mask 0.95 above {k} by 2 sd", above(J["mask 0.95"], J[k])) for k in ("mask 0.75", "mask 0.5")]
-    checks += [("cross-self decoder (mask 0.95) above the joint one by 2 sd", above(J["mask 0.95"], J["joint decoder"]))]
+    checks += [("cross-self decoder (mask 0.95) above the joint one by 2 sd",
+                above(J["mask 0.95"], J["joint decoder"]))]
     ours = "J: " + ", ".join(f"{k} {fmt(v)}" for k, v in J.items())
     return dict(ours=ours, twin=fmt(twin), raw=fmt(raw), checks=checks, values={**J, "twin": twin, "raw": raw})
 
@@ -625,6 +626,8 @@ def write_atomic(path, text):
             f.write(text)
         os.replace(tmp, path)
     except OSError as e:
+        if os.path.exists(tmp):
+            os.remove(tmp)
         raise SystemExit(f"claims.py: cannot write {path}: {e}")
 
 
@@ -672,7 +675,8 @@ def main(argv=None):
     if opts.steps is not None and opts.steps < 1:
         parser.error("--steps must be at least 1")
     opts.argv, opts.seed_list = argv, list(range(opts.seeds))
-    opts.root = os.path.abspath(opts.runs or os.path.join(ROOT, "runs", "claims", opts.preset))   # train.py runs in ROOT
+    # absolute: train.py runs in ROOT, the caller may be elsewhere
+    opts.root = os.path.abspath(opts.runs or os.path.join(ROOT, "runs", "claims", opts.preset))
     names = list(CLAIMS) if opts.all else list(dict.fromkeys(opts.claim))
     runs = list(dict.fromkeys(r for n in names for r in CLAIMS[n]["runs"]))
     train_all([(r, s) for s in opts.seed_list for r in runs], opts)   # seed by seed: a cut leaves whole seeds
