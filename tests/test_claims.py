@@ -1,6 +1,6 @@
 """claims.py: the verdict rule on known numbers; every probe gives an oracle feature (the ground truth
 itself) its known score and a constant feature a low one; SIGMA's windows as sigma.features cuts them;
-the one-shape world's video label; runs trained once, resumed when cut, and measured to the same table."""
+the one-shape world's video label; each claim's rule on the papers' numbers and their reverse; runs trained once, resumed when cut, and measured to the same table."""
 import json
 import os
 import types
@@ -153,6 +153,83 @@ def test_sigma_windows_are_the_frames_sigma_features_sees_together():
             changed[:, w[0]] = torch.rand(3, 64, 64)
             moved = (model.features(changed) - base).abs().flatten(2).amax(-1)[0] > 1e-6   # (T,) frame changed
             assert set(moved.nonzero().flatten().tolist()) == set(w)
+
+
+class FakeRuns:
+    """Runs with made-up probe values: table[(run, key)] (twins: ("twin " + run, key); raw pixels: ("raw", run);
+    logged: ("logged " + run, key)), each spread over 3 seeds by +-0.01 so that the 2 sd rule has a spread."""
+
+    seeds = [0, 1, 2]
+
+    def __init__(self, table):
+        self.table = table
+
+    def _seeds(self, value):
+        if isinstance(value, dict):
+            return [{k: v + d for k, v in value.items()} for d in (-0.01, 0.0, 0.01)]
+        return [value + d for d in (-0.01, 0.0, 0.01)]
+
+    def model(self, run, seed):
+        return None, types.SimpleNamespace(num_frames=8, stride=2), {}
+
+    def probe(self, run, key, fn):
+        return self._seeds(self.table[run, key])
+
+    def twin(self, run, key, fn):
+        return self._seeds(self.table["twin " + run, key])
+
+    def raw(self, run, fn):
+        return [self.table["raw", run]]
+
+    def logged(self, run, key):
+        return [self.table["logged " + run, key] * (1 + d) for d in (-0.01, 0.0, 0.01)]
+
+    def minutes(self, runs):
+        return 0.0
+
+
+def paper_world(claim, paper):
+    """Probe values as the paper says they are (paper=True) or the other way round: a rule comparing the
+    wrong lists or pointing the wrong way gives the wrong verdict on one of the two."""
+    hi, lo = (0.6, 0.25) if paper else (0.25, 0.6)
+    J = lambda j16, j64: {"16": j16, "64": j64}
+    return {
+        "rvm_fig6": {**{(m, "iou T32"): lo for m in ("siammae", "vicmae")}, ("rvm", "iou T32"): hi,
+                     ("sigma", "iou T32"): 0.3, ("sigma", "iou T32 windows"): hi + 0.05 if paper else 0.3,
+                     ("twin rvm", "iou T32"): 0.25, ("twin sigma", "iou T32"): 0.2,
+                     ("twin sigma", "iou T32 windows"): 0.3, ("raw", "rvm"): 0.24},
+        "rvm_fig4": {("rvm-shapes", "J T64"): J(0.5, 0.45 if paper else 0.2),
+                     **{(m, "J T64"): J(0.5, 0.2 if paper else 0.45) for m in ("siammae-shapes", "sigma-shapes")},
+                     ("twin rvm-shapes", "J T64"): J(0.4, 0.3), ("raw", "rvm-shapes"): J(0.3, 0.29)},
+        "rvm_tab3a": {("rvm-n1", "iou T16"): 0.2 if paper else 0.6, ("rvm-n2", "iou T16"): 0.4,
+                      ("rvm", "iou T16"): 0.6 if paper else 0.2, ("twin rvm", "iou T16"): 0.15, ("raw", "rvm"): 0.23},
+        "rvm_tab3b": {("rvm", "iou T16"): hi, ("rvm-sa", "iou T16"): lo,
+                      ("rvm", "features time 128 / 16 frames"): 8.0 if paper else 30.0,
+                      ("rvm-sa", "features time 128 / 16 frames"): 30.0 if paper else 8.0,
+                      ("twin rvm", "iou T16"): 0.15, ("raw", "rvm"): 0.23},
+        "siammae_masking": {("siammae-shapes", "J T16"): hi, ("twin siammae-shapes", "J T16"): 0.3,
+                            ("raw", "siammae-shapes"): 0.3,
+                            **{(r, "J T16"): lo for r in ("siammae-shapes-m75", "siammae-shapes-m50",
+                                                           "siammae-shapes-joint")}},
+        "vicmae_lambda": {("vicmae-shapes", "video kind"): hi, ("twin vicmae-shapes", "video kind"): 0.4,
+                          ("raw", "vicmae-shapes"): 0.4,
+                          **{(r, "video kind"): lo for r in ("vicmae-shapes-lam0", "vicmae-shapes-con")}},
+        "sigma_tab7b": {("logged sigma-shapes", "phi_std"): 1.4 if paper else 1e-4,
+                        ("logged sigma-shapes-l2", "phi_std"): 1e-4 if paper else 1.4,
+                        ("sigma-shapes", "token kind"): hi, ("sigma-shapes-l2", "token kind"): lo,
+                        ("twin sigma-shapes", "token kind"): 0.4, ("raw", "sigma-shapes"): 0.3},
+    }[claim]
+
+
+def test_each_claim_is_reproduced_on_the_papers_numbers_and_not_on_the_reverse():
+    measured = [n for n, c in claims.CLAIMS.items() if c["measure"] is not None]
+    assert len(measured) == 7
+    for name in measured:
+        good = claims.measure(name, FakeRuns(paper_world(name, True)))
+        bad = claims.measure(name, FakeRuns(paper_world(name, False)))
+        assert good["verdict"] == "reproduced", (name, good["checks"])
+        assert bad["verdict"] != "reproduced", (name, bad["checks"])
+        assert len(good["checks"]) == len(bad["checks"]) >= 2
 
 
 # ----------------------------------------------------------------------------
