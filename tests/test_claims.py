@@ -1,6 +1,7 @@
 """claims.py: the verdict rule on known numbers; every probe gives an oracle feature (the ground truth
 itself) its known score and a constant feature a low one; SIGMA's windows as sigma.features cuts them;
-the one-shape world's video label; each claim's rule on the papers' numbers and their reverse; runs trained once, resumed when cut, and measured to the same table."""
+the one-shape world's video label; each claim's rule on the papers' numbers and their reverse; runs
+trained once, resumed when cut, and measured to the same table."""
 import json
 import os
 import types
