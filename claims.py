@@ -250,10 +250,9 @@ def video_kinds(model, cfg, world, n=48, T=8):
     class (toyworld.video_label); a linear classifier on the features pooled over frames and tokens, accuracy
     on held-out videos (chance 1/3)."""
     seed = toyworld.EVAL_SEED + toyworld.SEED_BLOCKS["video_kind"]
-    texture = world.get("texture", 0.4)
     xs, ys = [], []
     for s in (seed, seed + n):
-        videos, _, kinds = toyworld.shapes_set(n, T, cfg.img_size, s, with_kinds=True, n_shapes=1, texture=texture)
+        videos, _, kinds = toyworld.shapes_set(n, T, cfg.img_size, s, with_kinds=True, **{**world, "n_shapes": 1})
         xs.append(evaluate.extract(model, videos, device_of(model))[0].mean((1, 2, 3)).double())   # (n, D)
         ys.append(toyworld.video_label(kinds))
     return metrics.linear_probe(xs[0], ys[0], xs[1], ys[1])

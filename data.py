@@ -293,7 +293,8 @@ class SyntheticVideos(_Endless):
     range; mix=True draws every clip's world from toyworld.noise_square_mix
     instead. Items draw a direction from DIRECTIONS (returned as "direction") and
     a start. shapes options: n_shapes (3), texture (0.4: the grain's amplitude,
-    toyworld.shapes_video; 0 = plain colours). augment: augment_clip on video and
+    toyworld.shapes_video; 0 = plain colours), side (lo, hi: the pixels of a shape's
+    bounding box; default size // 6, size // 3; e.g. shapes:side=24,40 for shapes that fill the frame). augment: augment_clip on video and
     mask; None = on for shapes, off for the noise square (a crop would leave
     the lattice).
     """
@@ -317,7 +318,7 @@ class SyntheticVideos(_Endless):
         from its own world, toyworld.noise_square_mix (the other options then do not apply)."""
         if kind == "noise_square":
             return {**toyworld.noise_square_options(size), "mix": False}
-        return dict(n_shapes=3, texture=0.4)
+        return dict(n_shapes=3, texture=0.4, side=(size // 6, size // 3))
 
     def noise_square(self, T, direction, speed, seed, square=None):
         """One noise-square video with these options along DIRECTIONS[direction] (toyworld.noise_square_along)."""
@@ -339,8 +340,7 @@ class SyntheticVideos(_Endless):
             video, mask = self.noise_square(self.clip_len, direction, speed, new_seed(g))
         else:
             video, mask = toyworld.shapes_video(T=self.clip_len, size=self.size, n_shapes=o["n_shapes"],
-                                                texture=o["texture"],
-                                                seed=new_seed(g))
+                                                texture=o["texture"], side=o["side"], seed=new_seed(g))
         if self.augment:
             # no flip for the noise square: a mirrored clip is just another direction,
             # already sampled uniformly, and flipping would falsify the direction label

@@ -270,12 +270,12 @@ def noise_square_set(n, T, size, first_seed, square=None, **options):
     return torch.stack([v for v, _ in pairs]), torch.stack([m for _, m in pairs]), torch.arange(n) % K
 
 
-def shapes_set(n, T, size, first_seed, with_kinds=False, n_shapes=3, texture=0.4):
+def shapes_set(n, T, size, first_seed, with_kinds=False, n_shapes=3, texture=0.4, side=None):
     """n held-out shapes videos (n, T, 3, H, W) and instance masks (n, T, H, W); with_kinds,
     also the semantic maps (n, T, H, W): 0 background, 1 + SHAPE_KINDS index of the object.
-    n_shapes, texture: the world's options (data.SyntheticVideos), its defaults unless given."""
-    items = [shapes_video(T=T, size=size, n_shapes=n_shapes, seed=first_seed + i, texture=texture, with_kinds=True)
-             for i in range(n)]
+    n_shapes, texture, side: the world's options (data.SyntheticVideos), its defaults unless given."""
+    items = [shapes_video(T=T, size=size, n_shapes=n_shapes, seed=first_seed + i, texture=texture, side=side,
+                          with_kinds=True) for i in range(n)]
     videos, masks = torch.stack([v for v, _, _ in items]), torch.stack([m for _, m, _ in items])
     return (videos, masks, torch.stack([k[m] for _, m, k in items])) if with_kinds else (videos, masks)
 

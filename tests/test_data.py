@@ -165,8 +165,15 @@ def test_a_toy_world_takes_typed_options_from_its_spec():
     assert data.world_spec("shapes:texture=0:n_shapes=2", 64) == ("shapes", {"texture": 0.0, "n_shapes": 2})
     assert data.world_spec("noise_square:boundary=bounce:color=true", 64)[1] == {"boundary": "bounce", "color": True}
     assert data.world_spec("shapes", 64) == ("shapes", {}) and data.world_spec("my/videos", 64) == ("my/videos", {})
-    with pytest.raises(ValueError, match="key one of n_shapes, texture; got 'side=3'"):
-        data.world_spec("shapes:side=3", 64)
+    assert data.world_spec("shapes:side=24,40", 64) == ("shapes", {"side": (24, 40)})
+    with pytest.raises(ValueError, match="key one of n_shapes, texture, side; got 'speed=3'"):
+        data.world_spec("shapes:speed=3", 64)
+    # side: each shape's bounding box
+    ids = data.SyntheticVideos("shapes", 2, 64, augment=False, n_shapes=1, side=(30, 30))[0]["mask"][0]
+    ys, xs = (ids == 1).nonzero(as_tuple=True)
+    assert max(ys.max() - ys.min(), xs.max() - xs.min()) + 1 == 30
+    with pytest.raises(ValueError, match="side must be"):
+        data.SyntheticVideos("shapes", 2, 64, side=(3,))
     # texture 0: plain colours, so neighbouring pixels differ far less than in the default world
     plain, grainy = (data.SyntheticVideos("shapes", 2, 64, augment=False, texture=t)[0]["video"] for t in (0.0, 0.4))
     step = lambda v: (v[..., 1:] - v[..., :-1]).abs().mean().item()
