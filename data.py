@@ -293,10 +293,10 @@ class SyntheticVideos(_Endless):
     range; mix=True draws every clip's world from toyworld.noise_square_mix
     instead. Items draw a direction from DIRECTIONS (returned as "direction") and
     a start. shapes options: n_shapes (3), texture (0.4: the grain's amplitude,
-    toyworld.shapes_video; 0 = plain colours), side (lo, hi: the pixels of a shape's
-    bounding box; default size // 6, size // 3; e.g. shapes:side=24,40 for shapes that fill the frame). augment: augment_clip on video and
-    mask; None = on for shapes, off for the noise square (a crop would leave
-    the lattice).
+    toyworld.shapes_video; 0 = plain colours), side (lo, hi: the pixels of a
+    shape's bounding box, default size // 6, size // 3; shapes:side=24,40 makes
+    shapes that fill the frame). augment: augment_clip on video and mask; None =
+    on for shapes, off for the noise square (a crop would leave the lattice).
     """
     KINDS = ("noise_square", "shapes")
 
