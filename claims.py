@@ -33,27 +33,27 @@ import toyworld
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 
-# run name -> train.py arguments (without --seed and --out); the CPU minutes are the tiny preset's on 2 cores
+# run name -> train.py arguments (without --seed and --out); docs/claims.md gives each claim's minutes
 RUNS = {
     # the noise-square world of RVM Fig. 6 (make demo's)
-    "rvm": "--method rvm --data noise_square --steps 5000",                          # ~4.5 min
-    "rvm-n1": "--method rvm --data noise_square --steps 5000 --set n_source=1",      # ~2.5 min
-    "rvm-n2": "--method rvm --data noise_square --steps 5000 --set n_source=2",      # ~3.3 min
-    "rvm-sa": "--method rvm --data noise_square --steps 5000 --set core=sa",         # ~4 min
-    "siammae": "--method siammae --data noise_square --steps 600",                   # ~1 min
-    "vicmae": "--method vicmae --data noise_square --steps 600",                    # ~1.5 min
-    "sigma": "--method sigma --data noise_square --steps 2500",                    # ~3.2 min
+    "rvm": "--method rvm --data noise_square --steps 5000",
+    "rvm-n1": "--method rvm --data noise_square --steps 5000 --set n_source=1",
+    "rvm-n2": "--method rvm --data noise_square --steps 5000 --set n_source=2",
+    "rvm-sa": "--method rvm --data noise_square --steps 5000 --set core=sa",
+    "siammae": "--method siammae --data noise_square --steps 600",
+    "vicmae": "--method vicmae --data noise_square --steps 600",
+    "sigma": "--method sigma --data noise_square --steps 2500",
     # shapes videos (textured shapes on a textured background)
-    "rvm-shapes": "--method rvm --data shapes --steps 3000",                         # ~2.7 min
-    "siammae-shapes": "--method siammae --data shapes --steps 1000",                 # ~1.7 min
+    "rvm-shapes": "--method rvm --data shapes --steps 3000",
+    "siammae-shapes": "--method siammae --data shapes --steps 1000",
     "siammae-shapes-m75": "--method siammae --data shapes --steps 1000 --set mask_ratio=0.75",
     "siammae-shapes-m50": "--method siammae --data shapes --steps 1000 --set mask_ratio=0.5",
     "siammae-shapes-joint": "--method siammae --data shapes --steps 1000 --set decoder=joint",
-    "vicmae-shapes": "--method vicmae --data shapes --steps 1000",                   # ~1.5 min
+    "vicmae-shapes": "--method vicmae --data shapes --steps 1000",
     "vicmae-shapes-lam0": "--method vicmae --data shapes --steps 1000 --set lam=0",  # MAE alone
     "vicmae-shapes-con": "--method vicmae --data shapes --steps 1000 --set recon_weight=0",   # contrastive alone
-    "sigma-shapes": "--method sigma --data shapes --steps 2500",                         # ~3.2 min
-    "sigma-shapes-l2": "--method sigma --data shapes --steps 2500 --set loss=l2",          # ~3.2 min
+    "sigma-shapes": "--method sigma --data shapes --steps 2500",
+    "sigma-shapes-l2": "--method sigma --data shapes --steps 2500 --set loss=l2",
 }
 
 
