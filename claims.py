@@ -319,6 +319,8 @@ class Runs:
         if self.device.type != "cpu":   # CUDA features run under bf16: their values are their own
             key = f"{key} [{self.device.type}]"
         out = run_dir(self.root, run, seed)
+        if not os.path.exists(os.path.join(out, "ckpt.pt")):
+            self.model(run, seed)   # a run not trained: its one-line error
         stamp = os.stat(os.path.join(out, "ckpt.pt")).st_mtime_ns
         path = os.path.join(out, "probes.json")
         cache = json.load(open(path)) if os.path.exists(path) else {}

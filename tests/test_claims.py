@@ -307,6 +307,11 @@ def test_a_failed_run_ends_with_one_line_naming_its_log(tmp_path, monkeypatch):
         claims.train_run("bad", 0, opts)
 
 
+def test_measuring_a_run_not_trained_is_one_line(tmp_path):
+    with pytest.raises(SystemExit, match="rvm-s0/ckpt.pt is not a finished run"):
+        claims.Runs(str(tmp_path), [0]).probe("rvm", "iou T16", claims.iou16)
+
+
 def test_bad_arguments_are_one_line_errors(capsys):
     for argv, message in ((["--all", "--seeds", "1"], "at least 2"), (["--claim", "nope"], "invalid choice"),
                           (["--all", "--steps", "0"], "at least 1"),
