@@ -295,7 +295,9 @@ class SyntheticVideos(_Endless):
     a start. shapes options: n_shapes (3), texture (0.4: the grain's amplitude,
     toyworld.shapes_video; 0 = plain colours), side (lo, hi: the pixels of a
     shape's bounding box, default size // 6, size // 3; shapes:side=24,40 makes
-    shapes that fill the frame). augment: augment_clip on video and mask; None =
+    shapes that fill the frame), pattern (False; True: each kind wears its own
+    pattern, stripes or a checkerboard, told apart by no linear function of
+    the pixels, toyworld._pattern). augment: augment_clip on video and mask; None =
     on for shapes, off for the noise square (a crop would leave the lattice).
     """
     KINDS = ("noise_square", "shapes")
@@ -318,7 +320,7 @@ class SyntheticVideos(_Endless):
         from its own world, toyworld.noise_square_mix (the other options then do not apply)."""
         if kind == "noise_square":
             return {**toyworld.noise_square_options(size), "mix": False}
-        return dict(n_shapes=3, texture=0.4, side=(size // 6, size // 3))
+        return dict(n_shapes=3, texture=0.4, side=(size // 6, size // 3), pattern=False)
 
     def noise_square(self, T, direction, speed, seed, square=None):
         """One noise-square video with these options along DIRECTIONS[direction] (toyworld.noise_square_along)."""
@@ -339,8 +341,7 @@ class SyntheticVideos(_Endless):
             speed = o["speed"] if isinstance(o["speed"], (int, float)) else uniform(g, *o["speed"])
             video, mask = self.noise_square(self.clip_len, direction, speed, new_seed(g))
         else:
-            video, mask = toyworld.shapes_video(T=self.clip_len, size=self.size, n_shapes=o["n_shapes"],
-                                                texture=o["texture"], side=o["side"], seed=new_seed(g))
+            video, mask = toyworld.shapes_video(T=self.clip_len, size=self.size, seed=new_seed(g), **o)
         if self.augment:
             # no flip for the noise square: a mirrored clip is just another direction,
             # already sampled uniformly, and flipping would falsify the direction label

@@ -182,20 +182,39 @@ def _shape_alpha(kind, s):
     return (xx - s / 2).abs() <= yy / 2  # triangle: apex at the top centre, base on the bottom row
 
 
-def _random_shape(size, g, side, grain_amp):
+PATTERN_PERIOD = 4   # pixels per cycle of the kinds' patterns (shapes_video(pattern=True)): two cycles a tiny token
+
+
+def _pattern(kind, s, g, amplitude, period=PATTERN_PERIOD):
+    """The kind's own texture (shapes_video(pattern=True)), a square wave of +-amplitude/2 at a random phase:
+    square: horizontal stripes, disc: vertical stripes, triangle: a checkerboard. A horizontal flip (augment_clip)
+    keeps each pattern. At a random phase every linear function of a patch's pixels has the same mean for the
+    three (only second-order statistics, the direction of the local contrast, tell them apart). -> (s, s)."""
+    yy, xx = torch.meshgrid(torch.arange(s) + uniform(g, 0, period), torch.arange(s) + uniform(g, 0, period),
+                            indexing="ij")
+    wave = lambda u: torch.where(u % period < period / 2, 1.0, -1.0)   # (s, s) +-1, half a period each
+    p = wave(yy) if kind == "square" else wave(xx) if kind == "disc" else wave(yy) * wave(xx)
+    return amplitude / 2 * p
+
+
+def _random_shape(size, g, side, grain_amp, pattern=False):
     kind = SHAPE_KINDS[randint(g, len(SHAPE_KINDS))]
     s = side[0] + randint(g, side[1] - side[0] + 1)  # side of its bounding box
     colour = torch.rand(3, 1, 1, generator=g)
-    texture = (colour + grain_amp * (_noise(3, s, 2, g) - 0.5)).clamp(0, 1)  # (3, s, s): texture to track
+    if pattern:   # the kind's pattern, the same on every channel, over a random colour (not the kind's)
+        texture = (0.2 + 0.6 * colour + _pattern(kind, s, g, grain_amp)).clamp(0, 1)   # (3, s, s)
+    else:
+        texture = (colour + grain_amp * (_noise(3, s, 2, g) - 0.5)).clamp(0, 1)  # (3, s, s): texture to track
     angle, speed = uniform(g, 0, 2 * math.pi), uniform(g, 0.5, 2.0)
     return dict(kind=kind, alpha=_shape_alpha(kind, s), texture=texture, side=s,
                 start=(uniform(g, 0, size - s), uniform(g, 0, size - s)),
                 velocity=(speed * math.sin(angle), speed * math.cos(angle)))
 
 
-def _render_shapes(background, shapes, T):
+def _render_shapes(background, shapes, T, pixels=True):
+    """-> video (T, 3, H, W) (None unless pixels) and the instance ids (T, H, W) of the front-most object."""
     size = background.shape[-1]
-    video = background.expand(T, -1, -1, -1).clone()  # (T, 3, H, W)
+    video = background.expand(T, -1, -1, -1).clone() if pixels else None  # (T, 3, H, W)
     ids = torch.zeros(T, size, size, dtype=torch.int64)
     for t in range(T):
         for k, sh in enumerate(shapes, start=1):  # back to front: later shapes occlude earlier ones
@@ -203,13 +222,14 @@ def _render_shapes(background, shapes, T):
             y = _round(_fold(sh["start"][0] + t * sh["velocity"][0], room))
             x = _round(_fold(sh["start"][1] + t * sh["velocity"][1], room))
             box = (slice(y, y + s), slice(x, x + s))
-            video[t, :, box[0], box[1]] = torch.where(sh["alpha"], sh["texture"], video[t, :, box[0], box[1]])
+            if pixels:
+                video[t, :, box[0], box[1]] = torch.where(sh["alpha"], sh["texture"], video[t, :, box[0], box[1]])
             ids[t, box[0], box[1]] = torch.where(sh["alpha"], k, ids[t, box[0], box[1]])
     return video, ids
 
 
 def shapes_video(T=16, size=64, n_shapes=3, seed=0, min_visible=0.25, tries=50, side=None, texture=0.4,
-                 with_kinds=False):
+                 with_kinds=False, pattern=False):
     """Textured shapes moving at constant velocity (bouncing at the borders) over a
     textured background, occluding each other in a fixed depth order.
 
@@ -217,7 +237,12 @@ def shapes_video(T=16, size=64, n_shapes=3, seed=0, min_visible=0.25, tries=50, 
     shape shows at least `min_visible` of its area in every frame; otherwise the
     most visible layout is kept. side: (lo, hi) pixels of a shape's bounding box,
     default (size // 6, size // 3). texture: the amplitude of the grain on each shape's
-    colour (and, times 3/4, on the background's). Returns video (T, 3, H, W) float32 in [0, 1]
+    colour (and, times 3/4, on the background's). pattern: each kind wears its own pattern instead (`_pattern`:
+    horizontal stripes, vertical stripes, a checkerboard; amplitude `texture`) over a colour drawn in the
+    background's range, and the background's grain has the patterns' contrast (std texture / 2): neither colour,
+    nor contrast, nor any linear function of a patch tells the kinds apart, only the direction of the local
+    contrast (a world where raw pixels and random features stay near chance on the kind probe, docs/claims.md).
+    Returns video (T, 3, H, W) float32 in [0, 1]
     and instance_mask (T, H, W) int64: 0 background, 1..n_shapes front-most object; with_kinds:
     also kinds (n_shapes + 1,) int64, each instance's class, 0 background, 1 + SHAPE_KINDS index
     (so kinds[instance_mask] is the semantic map).
@@ -229,21 +254,24 @@ def shapes_video(T=16, size=64, n_shapes=3, seed=0, min_visible=0.25, tries=50, 
         raise ValueError(f"side must be (lo, hi) with 1 <= lo <= hi < size={size}; got {side}")
     g = generator(seed)
     smooth = F.interpolate(torch.rand(1, 3, 4, 4, generator=g), size=(size, size), mode="bilinear")[0]  # (3, H, W)
-    background = (0.2 + 0.6 * smooth + 0.75 * texture * (_noise(3, size, 2, g) - 0.5)).clamp(0, 1)
+    grain = math.sqrt(3) * texture if pattern else 0.75 * texture   # pattern: uniform grain of std texture / 2
+    background = (0.2 + 0.6 * smooth + grain * (_noise(3, size, 2, g) - 0.5)).clamp(0, 1)
     best, best_visible = None, -1.0
     for _ in range(tries):
-        shapes = [_random_shape(size, g, side, texture) for _ in range(n_shapes)]
-        video, ids = _render_shapes(background, shapes, T)
+        shapes = [_random_shape(size, g, side, texture, pattern) for _ in range(n_shapes)]
+        _, ids = _render_shapes(background, shapes, T, pixels=False)   # a layout's pixels only once it is kept
         frame_of = torch.arange(T)[:, None, None] * (n_shapes + 1)  # count ids per frame in one bincount
         counts = torch.bincount((ids + frame_of).flatten(), minlength=T * (n_shapes + 1)).view(T, n_shapes + 1)
         areas = torch.tensor([sh["alpha"].sum().item() for sh in shapes])
         visible = (counts[:, 1:] / areas).min().item()  # worst visible fraction over shapes and frames
         if visible > best_visible:
             kinds = torch.tensor([0] + [1 + SHAPE_KINDS.index(sh["kind"]) for sh in shapes])
-            best, best_visible = (video, ids, kinds), visible
+            best, best_visible = (shapes, ids, kinds), visible
         if visible >= min_visible:
             break
-    return best if with_kinds else best[:2]
+    shapes, ids, kinds = best
+    video = _render_shapes(background, shapes, T)[0]
+    return (video, ids, kinds) if with_kinds else (video, ids)
 
 
 def shapes_image(size=64, n_shapes=3, seed=0):
@@ -270,12 +298,12 @@ def noise_square_set(n, T, size, first_seed, square=None, **options):
     return torch.stack([v for v, _ in pairs]), torch.stack([m for _, m in pairs]), torch.arange(n) % K
 
 
-def shapes_set(n, T, size, first_seed, with_kinds=False, n_shapes=3, texture=0.4, side=None):
+def shapes_set(n, T, size, first_seed, with_kinds=False, n_shapes=3, texture=0.4, side=None, pattern=False):
     """n held-out shapes videos (n, T, 3, H, W) and instance masks (n, T, H, W); with_kinds,
     also the semantic maps (n, T, H, W): 0 background, 1 + SHAPE_KINDS index of the object.
-    n_shapes, texture, side: the world's options (data.SyntheticVideos), its defaults unless given."""
+    n_shapes, texture, side, pattern: the world's options (data.SyntheticVideos), its defaults unless given."""
     items = [shapes_video(T=T, size=size, n_shapes=n_shapes, seed=first_seed + i, texture=texture, side=side,
-                          with_kinds=True) for i in range(n)]
+                          with_kinds=True, pattern=pattern) for i in range(n)]
     videos, masks = torch.stack([v for v, _, _ in items]), torch.stack([m for _, m, _ in items])
     return (videos, masks, torch.stack([k[m] for _, m, k in items])) if with_kinds else (videos, masks)
 

@@ -237,3 +237,72 @@ def test_shapes_options_side_and_texture():
     assert video[0][:, ids[0] == 1].std(1).max() == 0                 # no grain: one flat colour
     with pytest.raises(ValueError, match="side"):
         toyworld.shapes_video(size=64, side=(10, 64))
+
+
+def test_the_default_shapes_stream_is_pinned():
+    """The default world's videos are what the documented runs trained on (docs/): a new option must leave them
+    as they are. Numbers of seed 0 measured when the pattern option came in (and equal to the code before it)."""
+    video, ids = toyworld.shapes_video(T=4, seed=0)
+    assert video.double().sum().item() == pytest.approx(23317.968905, abs=1e-3) and ids.sum().item() == 6675
+
+
+# ---------------------------------------------------------------- the pattern world
+
+def pattern_object(seed, texture=0.4):
+    """One unoccluded 32-px shape of the pattern world: (its pixels (3, H, W), its mask (H, W), its kind)."""
+    video, ids, kinds = toyworld.shapes_video(T=1, size=64, n_shapes=1, seed=seed, side=(32, 32), pattern=True,
+                                              texture=texture, with_kinds=True)
+    return video[0], ids[0] == 1, toyworld.SHAPE_KINDS[int(kinds[1]) - 1]
+
+
+def row_and_column_constant(x, mask):
+    """(every row of x inside mask is one value, every column is)."""
+    rows = all(x[r][mask[r]].unique().numel() <= 1 for r in range(x.shape[0]))
+    cols = all(x[:, c][mask[:, c]].unique().numel() <= 1 for c in range(x.shape[1]))
+    return rows, cols
+
+
+def test_pattern_world_each_kind_wears_its_pattern_over_one_colour():
+    """Squares are horizontal stripes (each row one value), discs vertical stripes (each column one value),
+    triangles a checkerboard (neither); the pattern is the same on every channel, over the object's colour."""
+    seen = set()
+    for seed in range(12):
+        pixels, mask, kind = pattern_object(seed)
+        seen.add(kind)
+        expected = {"square": (True, False), "disc": (False, True), "triangle": (False, False)}[kind]
+        assert row_and_column_constant(pixels[0], mask) == expected, (seed, kind)
+        offsets = (pixels[1:] - pixels[:1])[:, mask]                      # (2, M) other channels minus the first
+        assert (offsets - offsets[:, :1]).abs().max() < 1e-6            # one pattern, a colour per channel
+        values = pixels[0][mask]
+        assert values.max() - values.min() == pytest.approx(0.4, abs=1e-6)   # +-texture / 2 around the colour
+    assert seen == set(toyworld.SHAPE_KINDS)
+
+
+def test_no_linear_function_tells_the_patterns_apart_but_the_direction_of_contrast_does():
+    """Over its random phase every kind's pattern averages 0 at every pixel, so a linear function of a patch has
+    the same mean for the three kinds; the mean |difference| between neighbours down and across does differ."""
+    g = toyworld.generator(0)
+    for kind, (down, across) in {"square": (0.2, 0.0), "disc": (0.0, 0.2), "triangle": (0.2, 0.2)}.items():
+        p = torch.stack([toyworld._pattern(kind, 16, g, 0.4) for _ in range(400)])      # (400, 16, 16)
+        assert p.unique().tolist() == pytest.approx([-0.2, 0.2])
+        assert p.mean(0).abs().max() < 0.05                           # the sd of a pixel's mean is 0.01
+        assert (p[:, 1:] - p[:, :-1]).abs().mean() == pytest.approx(down, abs=0.02)
+        assert (p[:, :, 1:] - p[:, :, :-1]).abs().mean() == pytest.approx(across, abs=0.02)
+        flipped = p.flip(-1)[0]                                       # augment_clip's flip keeps the kind
+        assert row_and_column_constant(flipped, torch.ones(16, 16, dtype=torch.bool)) == \
+            row_and_column_constant(p[0], torch.ones(16, 16, dtype=torch.bool))
+
+
+def test_pattern_world_background_has_the_patterns_contrast_and_the_same_layout():
+    """The background's grain has the patterns' std (texture / 2); the world's draws are those of the plain world
+    of the same seed up to the textures (the layout, masks and kinds are the same)."""
+    for seed in range(3):
+        video, ids, kinds = toyworld.shapes_video(T=2, size=64, seed=seed, texture=0.2, pattern=True, with_kinds=True)
+        flat, ids0, kinds0 = toyworld.shapes_video(T=2, size=64, seed=seed, texture=0.0, pattern=True,
+                                                   with_kinds=True)
+        assert torch.equal(ids, ids0) and torch.equal(kinds, kinds0)
+        diff = (video - flat).transpose(0, 1)                            # (3, T, H, W)
+        grain = diff[:, ids == 0].flatten()                              # no clamping at 0.2: 0.2 + 0.6 u +- 0.17
+        assert grain.std().item() == pytest.approx(0.1, rel=0.08)
+        inside = diff[:, ids > 0].flatten()
+        assert inside.abs().sub(0.1).abs().max() < 1e-6                  # the patterns: exactly +-texture / 2
