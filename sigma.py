@@ -12,9 +12,10 @@ q that use every prototype equally over the batch (Eq. 3-4), and each branch pre
 Loss over the B = videos x masked tubes of a batch, x and prototypes c_k l2-normalized:
     s = x^T C,  p = softmax(s / tau) (Eq. 6),  q = Sinkhorn(s) (Eq. 3-4, no gradient)
     L = 1/B sum_i [ CE(p(s_i^phi), q_i^Psi) + CE(p(s_i^Psi), q_i^phi) ],  CE(p, q) = -sum_k q_k log p_k (Eq. 5, 7)
-and, for the Table 7b ablation (loss="l2"): L = 1/B sum_i ||x_i^phi - x_i^Psi||^2 (Eq. 2).
+and, for the Table 7b ablation (loss="l2"): L = 1/B sum_i ||x_i^phi - x_i^Psi||^2 (Eq. 2); for the VideoMAE
+baseline (loss="pixels", Table 7) Psi predicts each masked tube's normalized pixels: L = mean ||T_i - Psi_i||^2 (Eq. 1).
 
-Train: python train.py --method sigma --data shapes   (on the noise square it stays on its plateau: docs/results.md)
+Train: python train.py --method sigma --data shapes:pattern=true:side=20,40   (the claims' world: docs/claims.md)
 """
 from dataclasses import dataclass
 
@@ -49,7 +50,7 @@ class Config:
     proj_hidden: tuple = (256, 256)  # paper "3-layer MLP", 1024 wide, ~3M (Table 7a): (1024, 1024); code +512
     norm_target: bool = True    # the MLP phi sees each tube normalized; code: normlize_target, True in its scripts
     feat_dim: int = 64          # paper 256; must equal the checkpoint encoder's width when phi is one
-    loss: str = "sinkhorn"      # "sinkhorn" (Eq. 7) | "l2" (Eq. 2, which collapses, Table 7b)
+    loss: str = "sinkhorn"      # "sinkhorn" (Eq. 7) | "l2" (Eq. 2, collapses, Table 7b) | "pixels" (VideoMAE, Eq. 1)
     num_prototypes: int = 64    # K; paper 1000-6000, best 4000 (Table 6); code scripts 3000
     temperature: float = 0.1    # tau of Eq. 6; the paper gives no value; code 0.1 (SwAV's)
     sinkhorn_eps: float = 0.05  # epsilon = 1/lambda of Eq. 3; paper gives no value; code 0.05
@@ -72,8 +73,8 @@ class Config:
         if self.clip_len < (self.num_frames - 1) * self.stride + 1:
             raise ValueError(f"clip_len={self.clip_len} cannot hold {self.num_frames} frames at stride "
                              f"{self.stride}; need >= {(self.num_frames - 1) * self.stride + 1}")
-        if self.loss not in ("sinkhorn", "l2") or self.dim % 16 or self.decoder_dim % 16:
-            raise ValueError(f"need loss 'sinkhorn' or 'l2' and dim, decoder_dim divisible by 16 (3D sin-cos); "
+        if self.loss not in ("sinkhorn", "l2", "pixels") or self.dim % 16 or self.decoder_dim % 16:
+            raise ValueError(f"need loss 'sinkhorn', 'l2' or 'pixels' and dim, decoder_dim divisible by 16; "
                              f"got {self.loss!r}, {self.dim}, {self.decoder_dim}")
         if min(self.stride, self.num_prototypes, self.sinkhorn_iters, self.feat_dim) < 1 or self.temperature <= 0:
             raise ValueError("need stride, num_prototypes, sinkhorn_iters, feat_dim >= 1 and temperature > 0")
@@ -206,18 +207,21 @@ class SIGMA(nn.Module):
         self.decoder_blocks = nn.ModuleList([vit.Block(cfg.decoder_dim, cfg.decoder_heads, cfg.mlp_ratio)
                                              for _ in range(cfg.decoder_depth)])
         self.decoder_norm = nn.LayerNorm(cfg.decoder_dim)
-        self.decoder_pred = nn.Linear(cfg.decoder_dim, cfg.feat_dim)   # to the feature space, not pixels
+        pixels = cfg.loss == "pixels"   # VideoMAE: the target is the tube's pixels, phi the identity (Sec. 3.1)
+        tube = cfg.tubelet * cfg.patch ** 2 * 3
+        self.decoder_pred = nn.Linear(cfg.decoder_dim, tube if pixels else cfg.feat_dim)   # feature space (Sec. 3.2)
         # Sec. 3.2, Sec. 4: phi, an MLP on each tube's normalized pixels (Linear -> GELU -> ... -> Linear)
-        widths = [cfg.tubelet * cfg.patch ** 2 * 3, *cfg.proj_hidden, cfg.feat_dim]
+        widths = [tube, *cfg.proj_hidden, cfg.feat_dim]
         layers = [m for a, b in zip(widths[:-1], widths[1:]) for m in (nn.Linear(a, b), nn.GELU())]
-        self.projector = nn.Sequential(*layers[:-1]) if cfg.projector == "mlp" else None   # no GELU at the end
-        # Sec. 3.3: K learnable prototypes C (K, F), random unit vectors; none in the l2 ablation (DDP: no unused)
+        self.projector = nn.Sequential(*layers[:-1]) if cfg.projector == "mlp" and not pixels else None   # no GELU
+        # Sec. 3.3: K learnable prototypes C (K, F), random unit vectors; none for l2 or pixels (DDP: no unused)
         self.prototypes = nn.Parameter(F.normalize(torch.randn(cfg.num_prototypes, cfg.feat_dim), dim=1)) \
-            if cfg.loss != "l2" else None
+            if cfg.loss == "sinkhorn" else None
         self.apply(vit.init_weights)
         nn.init.normal_(self.mask_token, std=0.02)
         # "SIGMA w/ DINO": loaded after init_weights, which would overwrite it
-        self.frozen_encoder = None if cfg.projector == "mlp" else load_encoder(cfg.projector, cfg.patch, cfg.feat_dim)
+        self.frozen_encoder = None if cfg.projector == "mlp" or pixels else \
+            load_encoder(cfg.projector, cfg.patch, cfg.feat_dim)
 
     def check_batch(self, batch):
         """video (B, T, 3, H, W) with T divisible by tubelet and noise (B, N), or a ValueError."""
@@ -245,14 +249,15 @@ class SIGMA(nn.Module):
         return self.decoder_pred(self.decoder_norm(x))                            # (B, t*N, F)
 
     def phi(self, video, ids=None):
-        """Sec. 3.2: the projection network phi, its features x^phi of the tubes at ids (B, m)
-        ("inverse masking": the masked ones), or of all t*N tubes: (B, T, 3, H, W) -> (B, m, F)."""
+        """Sec. 3.2: the projection network phi, its features x^phi of the tubes at ids (B, m) ("inverse masking":
+        the masked ones), or of all t*N tubes: (B, T, 3, H, W) -> (B, m, F); loss "pixels": the tubes' pixels."""
         cfg = self.cfg
-        if self.projector is not None:
+        if self.frozen_encoder is None:
             tubes = vit.tubify(video, cfg.patch, cfg.tubelet)                     # (B, t*N, k*p*p*3)
             tubes = tubes if ids is None else vit.gather_tokens(tubes, ids)       # (B, m, k*p*p*3)
             # each tube normalized by its own statistics (MAE's norm_pix; code: per colour channel)
-            return self.projector(vit.normalize_patches(tubes) if cfg.norm_target else tubes)   # (B, m, F)
+            tubes = vit.normalize_patches(tubes) if cfg.norm_target else tubes
+            return tubes if self.projector is None else self.projector(tubes)    # (B, m, F)
         with torch.no_grad():   # frozen phi: a tube = the patch tokens of its first frame (code: videos[:, ::2])
             x = vit.frame_features(video[:, ::cfg.tubelet], cfg.patch, self.frozen_encoder).flatten(1, 3)  # (B, t*N, F)
             # code: each channel standardized over the video's tubes ("normlize_target"), then phi = identity
@@ -266,12 +271,14 @@ class SIGMA(nn.Module):
             return F.normalize(x.float(), dim=-1) @ F.normalize(C.float(), dim=-1).t()   # (B, m, K)
 
     def loss(self, x_psi, x_phi, step=None):
-        """Eq. 7 (Eq. 2 when cfg.loss == "l2") between Psi's predictions and phi's
+        """Eq. 7 (Eq. 2 when cfg.loss is "l2", Eq. 1 when "pixels") between Psi's predictions and phi's
         features of the same masked tubes, both (B, m, F); step for the Psi warm-up (None: after it)."""
         cfg = self.cfg
         phi_std = x_phi.detach().float().flatten(0, 1).std(dim=0).mean()         # -> 0 when phi collapses
         if cfg.loss == "l2":                                                      # Eq. 2
             return {"loss": (x_phi.float() - x_psi.float()).pow(2).sum(-1).mean(), "phi_std": phi_std}
+        if cfg.loss == "pixels":                                                  # Eq. 1, per pixel (VideoMAE)
+            return {"loss": (x_phi.float() - x_psi.float()).pow(2).mean()}
         s_phi = self.scores(x_phi)                                                # (B, m, K)
         s_psi = self.scores(x_psi, detach_prototypes=cfg.detach_proto_psi)        # (B, m, K)
         # Eq. 3-4: one Sinkhorn over all masked tubes of the batch, per branch; q carries no gradient

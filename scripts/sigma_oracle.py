@@ -6,11 +6,14 @@ Oracles, per tube, as a fixed random unit vector per value:
     position  the tube's spatial index: Psi's decoder knows it, so it must be learned (plumbing);
     object    the front-most object id on the tube's first frame (shapes world): is what lies
               under the mask predictable from the visible tubes in this world at this mask ratio?
+    kind      the class (background, square, disc, triangle) on the tube's first frame (shapes world;
+              with --pattern each kind wears its own pattern): the clusters the token-kind probe reads.
     moving    whether most pixels of the tube's first frame change in the next clip frame
               (noise_square_video with its default options).
 
 Prints, every --log-every steps, ce_psi (log K: nothing predicted), the agreement K <q_phi, q_Psi>
-(1: independent) and the entropy of q_phi (the floor of ce_psi), averaged since the last line.
+(1: independent) and the entropy of q_phi (the floor of ce_psi), averaged since the last line;
+with --probe, at the end, the token-kind probe of Psi's encoder (claims.token_kinds) on its world.
 
     python scripts/sigma_oracle.py --oracle position
     python scripts/sigma_oracle.py --oracle object --set mask_ratio=0.75
@@ -24,13 +27,15 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import claims  # noqa: E402
+import evaluate  # noqa: E402
 import sigma  # noqa: E402
 import toyworld  # noqa: E402
 import vit  # noqa: E402
 from methods import build_config  # noqa: E402
 
 
-def world_batch(oracle, cfg, B, seed, n_shapes=3, side=None):
+def world_batch(oracle, cfg, B, seed, n_shapes=3, side=None, pattern=False):
     """B clips of clip_len frames with a per-pixel label (T, H, W) from the world's ground truth."""
     clips, labels = [], []
     for i in range(B):
@@ -40,9 +45,9 @@ def world_batch(oracle, cfg, B, seed, n_shapes=3, side=None):
             moved[:-1] = ((video[1:] - video[:-1]).abs().sum(1) > 0).long()
             clips.append(video), labels.append(moved)
         else:
-            video, ids = toyworld.shapes_video(T=cfg.clip_len, size=cfg.img_size, seed=seed * 1000 + i,
-                                               n_shapes=n_shapes, side=side)
-            clips.append(video), labels.append(ids)
+            video, ids, kinds = toyworld.shapes_video(T=cfg.clip_len, size=cfg.img_size, seed=seed * 1000 + i,
+                                                      n_shapes=n_shapes, side=side, pattern=pattern, with_kinds=True)
+            clips.append(video), labels.append(kinds[ids] if oracle == "kind" else ids)
     return torch.stack(clips), torch.stack(labels)
 
 
@@ -57,18 +62,21 @@ def tube_labels(labels, batch, cfg, oracle):
     cells = lab.reshape(B, t, H // p, p, W // p, p).permute(0, 1, 2, 4, 3, 5).flatten(4)  # (B, t, h, w, p*p)
     if oracle == "moving":
         return (cells.float().mean(-1) > 0.5).long().flatten(1)
-    return cells.mode(-1).values.flatten(1)                                              # majority object id
+    return cells.mode(-1).values.flatten(1)                                              # majority id / kind
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--oracle", choices=["position", "object", "moving"], default="position")
+    ap.add_argument("--oracle", choices=["position", "object", "kind", "moving"], default="position")
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--log-every", type=int, default=50)
     ap.add_argument("--shapes", type=int, default=3, help="shapes per video (object oracle)")
-    ap.add_argument("--side", type=int, nargs=2, default=None, help="shape side range in px (object oracle)")
+    ap.add_argument("--side", type=int, nargs=2, default=None, help="shape side range in px (object, kind)")
+    ap.add_argument("--pattern", action="store_true", help="each kind wears its own pattern (object, kind)")
+    ap.add_argument("--probe", action="store_true", help="at the end, the token-kind probe of Psi's encoder and of "
+                    "its random-init twin (object, kind)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args()
     torch.manual_seed(0)
@@ -78,7 +86,7 @@ def main():
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05)
     g, sums, n, t0 = torch.Generator().manual_seed(0), {}, 0, time.time()
     for step in range(args.steps):
-        clip, labels = world_batch(args.oracle, cfg, args.batch_size, step, args.shapes, args.side)
+        clip, labels = world_batch(args.oracle, cfg, args.batch_size, step, args.shapes, args.side, args.pattern)
         batch = sigma.sample(clip, cfg, g)
         x_psi, ids_mask, _ = model.predict(batch)
         target = codes[tube_labels(labels, batch, cfg, args.oracle)]                     # (B, t*N, F)
@@ -95,6 +103,11 @@ def main():
                   + f" | log K {torch.tensor(float(cfg.num_prototypes)).log():.3f} | {time.time() - t0:.0f} s",
                   flush=True)
             sums, n = {}, 0
+    if args.probe and args.oracle in ("object", "kind"):
+        world = {"n_shapes": args.shapes, "side": args.side, "pattern": args.pattern}
+        model.eval()
+        print(f"token-kind probe of Psi's encoder: {claims.token_kinds(model, cfg, world):.3f}; its random-init "
+              f"twin: {claims.token_kinds(evaluate.random_init('sigma', cfg), cfg, world):.3f} (chance 0.25)", flush=True)
 
 
 if __name__ == "__main__":

@@ -276,7 +276,28 @@ def test_l2_loss_is_eq_2_and_reaches_both_branches():
     assert a.grad.abs().sum() > 0 and b.grad.abs().sum() > 0     # both networks move: the collapse of Sec. 3.2
 
 
-@pytest.mark.parametrize("loss", ["sinkhorn", "l2"])
+def test_pixels_loss_is_videomae_eq_1():
+    """loss="pixels" (Table 7's VideoMAE row, Sec. 3.1 Eq. 1): Psi predicts each masked tube's normalized pixels;
+    the loss is the mean squared error over the masked tubes, the targets cut here from the video by hand."""
+    cfg = small_cfg(loss="pixels")
+    torch.manual_seed(0)
+    model, batch = sigma.SIGMA(cfg), make_batch(cfg)
+    assert model.projector is None and model.prototypes is None
+    x_psi, ids_mask, _ = model.predict(batch)
+    p, k, w = cfg.patch, cfg.tubelet, cfg.img_size // cfg.patch
+    errors = []
+    for b in range(len(ids_mask)):
+        for i in ids_mask[b].tolist():
+            slot, (row, col) = i // (w * w), divmod(i % (w * w), w)        # time-major tubes, row-major grid
+            tube = batch["video"][b, slot * k:(slot + 1) * k, :, row * p:(row + 1) * p, col * p:(col + 1) * p]
+            tube = tube.permute(0, 2, 3, 1).reshape(-1)                    # (frame, row, column, channel)
+            target = (tube - tube.mean()) / (tube.var() + 1e-6).sqrt()     # MAE's norm_pix, VideoMAE's target
+            errors.append((x_psi[b, i] - target).pow(2).mean())
+    assert torch.allclose(model(batch)["loss"], torch.stack(errors).mean(), atol=1e-6)
+    assert "assign_psi" not in model.reconstruct(batch)
+
+
+@pytest.mark.parametrize("loss", ["sinkhorn", "l2", "pixels"])
 def test_gradients_reach_every_parameter(loss):
     cfg = small_cfg(loss=loss)
     torch.manual_seed(0)
@@ -443,8 +464,9 @@ def test_oracle_script_runs(tmp_path):
     """scripts/sigma_oracle.py (the plateau diagnosis in docs/experiments.md) still runs."""
     import subprocess
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out = subprocess.run([sys.executable, os.path.join(root, "scripts", "sigma_oracle.py"), "--oracle", "object",
-                          "--steps", "2", "--log-every", "1", "--batch-size", "2", "--set", "depth=1"],
+    out = subprocess.run([sys.executable, os.path.join(root, "scripts", "sigma_oracle.py"), "--oracle", "kind",
+                          "--pattern", "--probe", "--steps", "2", "--log-every", "1", "--batch-size", "2",
+                          "--set", "depth=1"],
                          capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.count("agreement") == 2
+    assert out.stdout.count("agreement") == 2 and "token-kind probe" in out.stdout
