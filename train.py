@@ -490,7 +490,7 @@ def train_loop(args, cfg, run, model, raw_model, optimizer, loader, base_lr, sta
             dt, t_log, steps_since_log = (now - t_log) / steps_since_log, now, 0
             mean_dt = (now - t_mean) / steps_mean if steps_mean else dt
             row = {"step": step, "loss": stats[0], **dict(zip(keys, stats[1:-1])), "lr": lr,
-                   "ms_per_step": 1000 * dt, "clips_per_s": args.batch_size / dt}
+                   "ms_per_step": 1000 * dt, "clips_per_s": args.batch_size / dt, "threads": torch.get_num_threads()}
             line = f"step {step:>{len(str(args.steps))}}/{args.steps} | loss {stats[0]:.4f}"
             line += "".join(f" {k} {v:.4g}" for k, v in zip(keys, stats[1:-1]))
             line += f" | lr {lr:.2e} | {1000 * dt:.0f} ms/step | {args.batch_size / dt:.1f} clips/s"

@@ -2,8 +2,10 @@
 itself) its known score and a constant feature a low one; SIGMA's windows as sigma.features cuts them;
 the one-shape world's video label; each claim's rule on the papers' numbers and their reverse; runs
 trained once, resumed when cut, and measured to the same table."""
+import concurrent.futures
 import json
 import os
+import time
 import types
 
 import pytest
@@ -11,6 +13,8 @@ import torch
 import torch.nn.functional as F
 
 import claims
+import data
+import evaluate
 import metrics
 import sigma
 import toyworld
@@ -91,10 +95,14 @@ def shapes_truth(T, n, first_seed, **world):
     return toyworld.shapes_set(n, T, 64, first_seed, with_kinds=True, **world)
 
 
-def test_label_propagation_of_the_truth_reaches_the_token_grid_ceiling():
-    videos, masks, _ = shapes_truth(16, 24, toyworld.EVAL_SEED + toyworld.SEED_BLOCKS["shapes"])
+PATTERN = data.world_spec(claims.PATTERN_WORLD, 64)[1]   # the claims' shapes world
+
+
+@pytest.mark.parametrize("world", [{}, PATTERN], ids=["shapes", "pattern"])
+def test_label_propagation_of_the_truth_reaches_the_token_grid_ceiling(world):
+    videos, masks, _ = shapes_truth(16, 24, toyworld.EVAL_SEED + toyworld.SEED_BLOCKS["shapes"], **world)
     oracle = Oracle(videos, masks, num_classes=int(masks.max()) + 1)
-    J = claims.propagation(oracle, CFG, {})["16"]
+    J = claims.propagation(oracle, CFG, world)["16"]
     ceiling = []   # the truth's own token fractions decoded to pixels: what a perfect propagation gives
     for v in range(len(videos)):
         soft = metrics.token_fractions(masks[v], 8, int(masks[v].max()) + 1)
@@ -103,7 +111,7 @@ def test_label_propagation_of_the_truth_reaches_the_token_grid_ceiling():
     ceiling = sum(ceiling) / len(ceiling)
     assert ceiling - 0.1 < J <= ceiling + 1e-6   # mixed edge tokens cost a little: shapes are 1-3 tokens wide
     constant = Oracle(videos, masks, num_classes=int(masks.max()) + 1, scale=0.0)
-    assert claims.propagation(constant, CFG, {})["16"] < J - 0.3
+    assert claims.propagation(constant, CFG, world)["16"] < J - 0.3
 
 
 def test_the_token_kind_probe_of_the_truth_is_1():
@@ -116,13 +124,35 @@ def test_the_token_kind_probe_of_the_truth_is_1():
     assert claims.token_kinds(constant, CFG, {}) == pytest.approx(0.25, abs=0.05)   # chance: 1 / 4 classes
 
 
-def test_the_video_kind_probe_of_the_truth_is_1_and_a_constant_at_chance():
+class ContrastDirection(torch.nn.Module):
+    """Per token, the mean |difference| of the grey image between vertical neighbours and between horizontal
+    ones, and the mean colour: the second-order statistic that tells the pattern world's kinds apart."""
+
+    def features(self, video):
+        B, T = video.shape[:2]
+        x = video.flatten(0, 1)                                                   # (B*T, 3, H, W)
+        grey = x.mean(1, keepdim=True)
+        down = F.pad((grey[..., 1:, :] - grey[..., :-1, :]).abs(), (0, 0, 0, 1))
+        across = F.pad((grey[..., :, 1:] - grey[..., :, :-1]).abs(), (0, 1))
+        f = F.avg_pool2d(torch.cat([down, across, x], 1), 8)                      # (B*T, 5, h, w)
+        return f.permute(0, 2, 3, 1).reshape(B, T, *f.shape[-2:], 5)
+
+
+def test_in_the_pattern_world_raw_pixels_miss_the_kinds_and_the_contrast_direction_finds_them():
+    """The world's point, with known answers: no linear function of a patch tells the kinds apart (raw pixels near
+    chance on the token-kind probe), the direction of the local contrast does (near the truth's 1)."""
+    raw = claims.token_kinds(evaluate.RawPixels(8), CFG, PATTERN)
+    assert raw < 0.4 and claims.token_kinds(ContrastDirection(), CFG, PATTERN) > 0.9
+
+
+@pytest.mark.parametrize("world", [{}, PATTERN], ids=["shapes", "pattern"])
+def test_the_video_kind_probe_of_the_truth_is_1_and_a_constant_at_chance(world):
     seed = toyworld.EVAL_SEED + toyworld.SEED_BLOCKS["video_kind"]
-    sets = [shapes_truth(8, 48, s, n_shapes=1) for s in (seed, seed + 48)]
+    sets = [shapes_truth(8, 96, s, **{**world, "n_shapes": 1}) for s in (seed, seed + 96)]
     videos = torch.cat([v for v, _, _ in sets])
     classes = torch.cat([toyworld.video_label(k) for _, _, k in sets])
-    assert claims.video_kinds(Oracle(videos, classes=classes, num_classes=3), CFG, {}) == 1.0
-    assert claims.video_kinds(Oracle(videos, classes=classes, num_classes=3, scale=0.0), CFG, {}) < 0.5
+    assert claims.video_kinds(Oracle(videos, classes=classes, num_classes=3), CFG, world) == 1.0
+    assert claims.video_kinds(Oracle(videos, classes=classes, num_classes=3, scale=0.0), CFG, world) < 0.5
 
 
 def test_video_label_is_the_drawn_shape_kind():
@@ -217,15 +247,16 @@ def paper_world(claim, paper):
                           **{(r, "video kind"): lo for r in ("vicmae-shapes-lam0", "vicmae-shapes-con")}},
         "sigma_tab7b": {("logged sigma-shapes", "phi_std"): 1.4 if paper else 1e-4,
                         ("logged sigma-shapes-l2", "phi_std"): 1e-4 if paper else 1.4,
-                        ("sigma-shapes", "token kind"): hi, ("sigma-shapes-l2", "token kind"): lo,
-                        ("twin sigma-shapes", "token kind"): 0.4, ("raw", "sigma-shapes"): 0.3},
+                        ("sigma-shapes", "J T16"): hi, ("sigma-shapes-l2", "J T16"): lo,
+                        ("twin sigma-shapes-l2", "J T16"): 0.4, ("raw", "sigma-shapes"): 0.3},
+        "sigma_vs_pixels": {("sigma-shapes", "J T16"): hi, ("sigma-shapes-pixels", "J T16"): 0.5 if paper else hi,
+                            ("twin sigma-shapes", "J T16"): 0.5 if paper else hi, ("raw", "sigma-shapes"): 0.3},
     }[claim]
 
 
 def test_each_claim_is_reproduced_on_the_papers_numbers_and_not_on_the_reverse():
-    measured = [n for n, c in claims.CLAIMS.items() if c["measure"] is not None]
-    assert len(measured) == 7
-    for name in measured:
+    assert len(claims.CLAIMS) == 8
+    for name in claims.CLAIMS:
         good = claims.measure(name, FakeRuns(paper_world(name, True)))
         bad = claims.measure(name, FakeRuns(paper_world(name, False)))
         assert good["verdict"] == "reproduced", (name, good["checks"])
@@ -289,6 +320,15 @@ def test_claims_train_cache_resume_and_write_the_same_table(tmp_path, one_claim,
         claims.main(argv + ["--steps", "3"])                       # a finished run is never silently reused
 
 
+def test_train_minutes_count_each_row_at_its_threads(tmp_path):
+    """ms per step times the steps since the last row; core-minutes weigh each row by the threads it ran on."""
+    rows = [{"step": 100, "ms_per_step": 60.0, "threads": 2}, {"step": 400, "ms_per_step": 120.0, "threads": 1},
+            {"step": 500, "ms_per_step": 60.0}]                           # an older train.py: no threads logged
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) + "\n")
+    assert claims.train_minutes(str(tmp_path)) == pytest.approx((6000 + 36000 + 6000) / 6e4)
+    assert claims.train_minutes(str(tmp_path), cores=True) == pytest.approx((12000 + 36000 + 6000) / 6e4)
+
+
 def test_a_partial_table_keeps_the_other_claims_only_when_measured_the_same_way(tmp_path):
     old, setting = tmp_path / "claims.json", {"preset": "tiny", "seeds": [0, 1], "device": "cpu"}
     names = list(claims.CLAIMS)
@@ -298,6 +338,17 @@ def test_a_partial_table_keeps_the_other_claims_only_when_measured_the_same_way(
     assert claims.merge([{"claim": names[1]}], str(old), {**setting, "preset": "small"}) == [{"claim": names[1]}]
     old.write_text("{cut")
     assert claims.merge([{"claim": names[1]}], str(old), setting) == [{"claim": names[1]}]
+
+
+def test_train_all_sleeps_until_a_run_ends(monkeypatch):
+    """With --jobs 2 the scheduler waits on the running runs only: waiting on a finished one returns at once, and
+    the loop spun a core beside the runs whose minutes it was timing."""
+    calls, real = [], concurrent.futures.wait
+    monkeypatch.setattr(claims.concurrent.futures, "wait", lambda fs, **kw: calls.append(1) or real(fs, **kw))
+    monkeypatch.setattr(claims, "train_run", lambda run, seed, opts: time.sleep(0.05 if seed == 0 else 0.3))
+    todo = [("run", s) for s in range(4)]
+    claims.train_all(todo, types.SimpleNamespace(jobs=2))
+    assert 0 < len(calls) <= len(todo)                          # one wait per freed slot, not a busy loop
 
 
 def test_a_failed_run_ends_with_one_line_naming_its_log(tmp_path, monkeypatch):

@@ -56,6 +56,7 @@ def test_one_training_step_per_method(tmp_path, method):
     assert [r["step"] for r in rows] == [1, 2]
     assert all(math.isfinite(r["loss"]) for r in rows)
     assert rows[0]["mfu"] > 0 and rows[0]["clips_per_s"] > 0            # FLOPs counted on the first step
+    assert all(r["threads"] == torch.get_num_threads() for r in rows)  # a speed means nothing without it
     assert os.path.getsize(out / "loss.png") > 0
     # the checkpoint rebuilds the trained model in eval mode, with its config and step
     model, cfg, meta = methods.load_checkpoint(str(out / "ckpt.pt"))
