@@ -3,6 +3,7 @@ itself) its known score and a constant feature a low one; SIGMA's windows as sig
 the one-shape world's video label; each claim's rule on the papers' numbers and their reverse; runs
 trained once, resumed when cut, and measured to the same table."""
 import concurrent.futures
+import importlib.util
 import json
 import os
 import time
@@ -18,8 +19,10 @@ import evaluate
 import metrics
 import sigma
 import toyworld
+from helpers import write_ckpt
 
 CFG = types.SimpleNamespace(img_size=64, patch=8)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 # ----------------------------------------------------------------------------
@@ -370,6 +373,24 @@ def test_bad_arguments_are_one_line_errors(capsys):
         with pytest.raises(SystemExit):
             claims.main(argv)
         assert message in capsys.readouterr().err
+
+
+def test_probe_world_script_scores_a_checkpoint_on_its_own_world(tmp_path, capsys):
+    """scripts/probe_world.py (the pattern world's pilot in docs/experiments.md): the checkpoint, its twin and raw
+    pixels on the world of its --data; a checkpoint of another world is one line."""
+    spec = importlib.util.spec_from_file_location("probe_world", os.path.join(ROOT, "scripts", "probe_world.py"))
+    probe_world = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe_world)
+    path = write_ckpt(tmp_path, "siammae")
+    ckpt = torch.load(path, weights_only=True)
+    torch.save({**ckpt, "data": {"spec": claims.PATTERN_WORLD}}, path)
+    assert probe_world.main(["--ckpt", path, "--probe", "J16"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if claims.PATTERN_WORLD in line]
+    assert len(rows) == 3 and all(0 <= float(r.split("|")[3]) <= 1 for r in rows)   # checkpoint, twin, raw
+    torch.save({**ckpt, "data": {"spec": "noise_square"}}, path)
+    with pytest.raises(SystemExit):
+        probe_world.main(["--ckpt", path])
+    assert "need a shapes world" in capsys.readouterr().err
 
 
 def test_every_claim_names_known_runs_and_says_its_rule():
