@@ -8,7 +8,9 @@
   a model that integrates time (RVM, SIGMA's tubes) can.
 * Moving shapes: textured squares, discs and triangles gliding over a textured
   background in a fixed depth order, with instance masks of the visible
-  object per pixel: the toy world's "DAVIS" for label propagation.
+  object per pixel: the toy world's "DAVIS" for label propagation. With
+  pattern=True each kind wears its own stripes or checkerboard over a random
+  colour, so that only second-order statistics tell the kinds apart.
 * Held-out sets: the videos evaluate.py and viz.py score on, made from seeds
   that training never draws (EVAL_SEED upward).
 
@@ -241,7 +243,7 @@ def shapes_video(T=16, size=64, n_shapes=3, seed=0, min_visible=0.25, tries=50, 
     horizontal stripes, vertical stripes, a checkerboard; amplitude `texture`) over a colour drawn in the
     background's range, and the background's grain has the patterns' contrast (std texture / 2): neither colour,
     nor contrast, nor any linear function of a patch tells the kinds apart, only the direction of the local
-    contrast (a world where raw pixels and random features stay near chance on the kind probe, docs/claims.md).
+    contrast (the claims' world: docs/experiments.md, "The pattern world").
     Returns video (T, 3, H, W) float32 in [0, 1]
     and instance_mask (T, H, W) int64: 0 background, 1..n_shapes front-most object; with_kinds:
     also kinds (n_shapes + 1,) int64, each instance's class, 0 background, 1 + SHAPE_KINDS index
