@@ -53,7 +53,7 @@ RUNS = {
     "vicmae": "--method vicmae --data noise_square --steps 600",
     "sigma": "--method sigma --data noise_square --steps 2500",
     # the pattern world (PATTERN_WORLD): big shapes whose kind is told only by the direction of the local contrast
-    "rvm-shapes": f"--method rvm --data {PATTERN_WORLD} --steps 3000",
+    "rvm-shapes": f"--method rvm --data {PATTERN_WORLD} --steps 2000",
     "siammae-shapes": f"--method siammae --data {PATTERN_WORLD} --steps 1000 {FRAME_LR}",
     "siammae-shapes-m75": f"--method siammae --data {PATTERN_WORLD} --steps 1000 {FRAME_LR} --set mask_ratio=0.75",
     "siammae-shapes-m50": f"--method siammae --data {PATTERN_WORLD} --steps 1000 {FRAME_LR} --set mask_ratio=0.5",
@@ -132,6 +132,8 @@ def train_run(run, seed, opts):
             if opts.verbose or line.startswith(("step", "done", "error", "warning")):
                 print(f"  {run} s{seed}: {line.rstrip()}", flush=True)
         rc = proc.wait()
+    if rc in (130, 143, -2, -15):   # train.py saved and stopped on SIGINT / SIGTERM (128 + signal), or was killed
+        raise SystemExit("claims.py: interrupted; the same command continues each run from its checkpoint")
     if rc != 0:
         raise SystemExit(f"claims.py: training {run} seed {seed} ended with exit code {rc}; "
                          f"its log: {os.path.join(out, 'train.log')}")

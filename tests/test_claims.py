@@ -6,6 +6,7 @@ import concurrent.futures
 import importlib.util
 import json
 import os
+import sys
 import time
 import types
 
@@ -358,6 +359,10 @@ def test_a_failed_run_ends_with_one_line_naming_its_log(tmp_path, monkeypatch):
     monkeypatch.setattr(claims, "RUNS", {"bad": "--method siammae --data noise_square --steps 2 --set nope=1"})
     opts = types.SimpleNamespace(root=str(tmp_path), steps=None, preset="tiny", device="cpu", verbose=False, jobs=1)
     with pytest.raises(SystemExit, match="exit code 2; its log: .*bad-s0.*train.log"):
+        claims.train_run("bad", 0, opts)
+    # a run stopped by Ctrl-C (train.py saves and exits 130) is an interruption to continue, not a failure
+    monkeypatch.setattr(claims, "run_command", lambda *a: [sys.executable, "-c", "import sys; sys.exit(130)"])
+    with pytest.raises(SystemExit, match="interrupted; the same command continues"):
         claims.train_run("bad", 0, opts)
 
 
