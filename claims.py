@@ -39,7 +39,8 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 # well as trained ones (docs/claims.md, docs/experiments.md).
 PATTERN_WORLD = "shapes:pattern=true:side=20,40"
 # SiamMAE's and ViC-MAE's tiny lr (blr 4e-3: 1.25e-4 at batch 8) leaves them near their random init after 1000
-# steps; lr 1e-3 at batch 8, SIGMA's tiny lr (docs/experiments.md)
+# steps; lr 1e-3 at batch 8, SIGMA's tiny lr (docs/experiments.md). The tiny preset's only: --preset small keeps
+# the paper's blr (run_command drops it)
 FRAME_LR = "--set blr=0.032"
 
 # run name -> train.py arguments (without --seed and --out); docs/claims.md gives each claim's minutes
@@ -82,7 +83,8 @@ def run_command(run, seed, out, opts):
     if os.path.exists(os.path.join(out, "ckpt.pt")):   # the checkpoint holds everything else that defines the run
         cmd += ["--method", run_method(run), "--resume"]
     else:
-        words = shlex.split(RUNS[run])
+        # FRAME_LR is the tiny preset's: --preset small keeps the paper's blr
+        words = shlex.split(RUNS[run] if opts.preset == "tiny" else RUNS[run].replace(FRAME_LR, ""))
         if opts.steps and "--steps" in words:
             del words[words.index("--steps"):words.index("--steps") + 2]
         cmd += words + (["--steps", str(opts.steps)] if opts.steps else []) + ["--seed", str(seed)]

@@ -344,6 +344,15 @@ def test_a_partial_table_keeps_the_other_claims_only_when_measured_the_same_way(
     assert claims.merge([{"claim": names[1]}], str(old), setting) == [{"claim": names[1]}]
 
 
+def test_run_commands_keep_the_tiny_lr_to_the_tiny_preset(tmp_path):
+    """FRAME_LR is the tiny preset's: the small preset trains SiamMAE and ViC-MAE at the paper's blr."""
+    opts = lambda preset: types.SimpleNamespace(steps=None, preset=preset, device="cpu")
+    tiny, small = (claims.run_command("siammae-shapes", 0, str(tmp_path), opts(p)) for p in ("tiny", "small"))
+    assert "blr=0.032" in tiny and "blr=0.032" not in small and small[small.index("--preset") + 1] == "small"
+    assert [w for w in tiny if w not in ("--set", "blr=0.032", "tiny")] == \
+        [w for w in small if w not in ("--set", "blr=0.032", "small")]
+
+
 def test_train_all_sleeps_until_a_run_ends(monkeypatch):
     """With --jobs 2 the scheduler waits on the running runs only: waiting on a finished one returns at once, and
     the loop spun a core beside the runs whose minutes it was timing."""
