@@ -163,29 +163,6 @@ def tube_masking(noise, t, ratio):
     return ids_keep, ids_restore, ids_mask, mask.repeat(1, t)                      # ..., (B, t*N)
 
 
-def load_encoder(path, patch, feat_dim):
-    """phi = the frozen vit.ViT under "encoder." (siammae, vicmae, rvm) of a train.py checkpoint
-    {"model": state_dict, "config": dict} with img_size, patch, dim, depth, heads (mlp_ratio)."""
-    try:
-        ckpt = vit.load_plain(path)
-    except FileNotFoundError:
-        raise ValueError(f"projector={path!r}: no such file; use 'mlp' or a checkpoint written by train.py") from None
-    except ValueError as e:
-        raise ValueError(f"projector: {e}") from None
-    c = ckpt.get("config", {}) if isinstance(ckpt, dict) else {}   # same patch as our tubes, width = our F
-    if any(k not in c for k in ("img_size", "patch", "dim", "depth", "heads")) or \
-            (c["patch"], c["dim"]) != (patch, feat_dim):
-        raise ValueError(f"projector checkpoint {path!r}: need config img_size, depth, heads, patch={patch}, "
-                         f"dim={feat_dim} (set patch, feat_dim to match); got {c}")
-    encoder = vit.ViT(c["img_size"], c["patch"], c["dim"], c["depth"], c["heads"], c.get("mlp_ratio", 4.0))
-    try:
-        encoder.load_state_dict({k[8:]: v for k, v in ckpt["model"].items() if k.startswith("encoder.")})
-    except (RuntimeError, KeyError, AttributeError) as e:
-        raise ValueError(f"projector checkpoint {path!r} has no vit.ViT under 'encoder.': "
-                         f"{vit.first_line(e)}") from None
-    return encoder.requires_grad_(False).eval()
-
-
 # ----------------------------------------------------------------------------
 # the model
 
@@ -219,9 +196,12 @@ class SIGMA(nn.Module):
             if cfg.loss == "sinkhorn" else None
         self.apply(vit.init_weights)
         nn.init.normal_(self.mask_token, std=0.02)
-        # "SIGMA w/ DINO": loaded after init_weights, which would overwrite it
-        self.frozen_encoder = None if cfg.projector == "mlp" or pixels else \
-            load_encoder(cfg.projector, cfg.patch, cfg.feat_dim)
+        self.frozen_encoder = None   # "SIGMA w/ DINO": loaded after init_weights, which would overwrite it
+        if cfg.projector != "mlp" and not pixels:
+            try:
+                self.frozen_encoder = vit.load_encoder(cfg.projector, cfg.patch, cfg.feat_dim)
+            except ValueError as e:
+                raise ValueError(f"projector: {e} (use 'mlp', or set patch and feat_dim to match)") from None
 
     def check_batch(self, batch):
         """video (B, T, 3, H, W) with T divisible by tubelet and noise (B, N), or a ValueError."""

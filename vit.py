@@ -512,8 +512,8 @@ def load_plain(path):
     """torch.load(path) with weights_only=True: a dict of tensors and numbers, or
     a one-line error naming the path. A file that would run code when unpickled
     is refused, without torch's advice to load it unsafely. Every checkpoint
-    read in the project goes through here (methods.read_checkpoint, SIGMA's
-    frozen phi)."""
+    read in the project goes through here (methods.read_checkpoint,
+    load_encoder)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
@@ -528,6 +528,26 @@ def load_plain(path):
         lines = [line for line in text.strip().splitlines() if line.strip() and "weights_only" not in line]
         reason = (lines or [type(e).__name__])[0]
         raise ValueError(f"{path} is not a readable checkpoint (truncated or corrupt?): {reason}") from None
+
+
+def load_encoder(path, patch, dim):
+    """The frozen ViT under "encoder." (siammae, vicmae, rvm) of a train.py checkpoint {"model": state_dict,
+    "config": dict with img_size, patch, dim, depth, heads (mlp_ratio)} of this patch and width (SIGMA's frozen
+    phi); a one-line ValueError otherwise."""
+    try:
+        ckpt = load_plain(path)
+    except FileNotFoundError:
+        raise ValueError(f"{path!r}: no such file; need a checkpoint written by train.py") from None
+    c = ckpt.get("config", {}) if isinstance(ckpt, dict) else {}
+    if any(k not in c for k in ("img_size", "patch", "dim", "depth", "heads")) or \
+            (c["patch"], c["dim"]) != (patch, dim):
+        raise ValueError(f"checkpoint {path!r}: need config img_size, depth, heads, patch={patch}, dim={dim}; got {c}")
+    encoder = ViT(c["img_size"], c["patch"], c["dim"], c["depth"], c["heads"], c.get("mlp_ratio", 4.0))
+    try:
+        encoder.load_state_dict({k[8:]: v for k, v in ckpt["model"].items() if k.startswith("encoder.")})
+    except (RuntimeError, KeyError, AttributeError) as e:
+        raise ValueError(f"checkpoint {path!r} has no vit.ViT under 'encoder.': {first_line(e)}") from None
+    return encoder.requires_grad_(False).eval()
 
 
 def count_params(module):
