@@ -166,7 +166,8 @@ def test_a_toy_world_takes_typed_options_from_its_spec():
     assert data.world_spec("noise_square:boundary=bounce:color=true", 64)[1] == {"boundary": "bounce", "color": True}
     assert data.world_spec("shapes", 64) == ("shapes", {}) and data.world_spec("my/videos", 64) == ("my/videos", {})
     assert data.world_spec("shapes:side=24,40", 64) == ("shapes", {"side": (24, 40)})
-    with pytest.raises(ValueError, match="key one of n_shapes, texture, side; got 'speed=3'"):
+    assert data.world_spec("shapes:pattern=true:side=20,40", 64) == ("shapes", {"pattern": True, "side": (20, 40)})
+    with pytest.raises(ValueError, match="key one of n_shapes, texture, side, pattern; got 'speed=3'"):
         data.world_spec("shapes:speed=3", 64)
     # side: each shape's bounding box
     ids = data.SyntheticVideos("shapes", 2, 64, augment=False, n_shapes=1, side=(30, 30))[0]["mask"][0]
