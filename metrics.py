@@ -199,12 +199,13 @@ def labels_to_pixels(soft, H, W):
     return ((up - lo) / (hi - lo).clamp(min=1e-8)).argmax(1)              # (T, H, W)
 
 
-def linear_probe(train_x, train_y, test_x, test_y, weight_decay=1e-3, max_iter=200, balanced=False):
+def linear_probe(train_x, train_y, test_x, test_y, weight_decay=1e-3, max_iter=200, balanced=False, predict=False):
     """Multinomial logistic regression on standardized features, trained to
     convergence with L-BFGS (deterministic: no minibatches, no random init).
     Returns the accuracy on the test set; balanced: the loss weighs each class
     by 1 / its train frequency and the score is the mean recall over the test
-    set's classes (chance 1 / classes, however skewed the classes are)."""
+    set's classes (chance 1 / classes, however skewed the classes are).
+    predict: return the predicted test labels (N_test,) int64 instead."""
     mean, std = train_x.mean(0), train_x.std(0) + 1e-6
     xtr, xte = (train_x - mean) / std, (test_x - mean) / std
     C = int(max(train_y.max(), test_y.max())) + 1
@@ -222,7 +223,10 @@ def linear_probe(train_x, train_y, test_x, test_y, weight_decay=1e-3, max_iter=2
 
     with torch.enable_grad():
         opt.step(closure)
-    hit = ((xte @ W + b).argmax(1) == test_y).double()
+    pred = (xte @ W + b).argmax(1)
+    if predict:
+        return pred.detach()
+    hit = (pred == test_y).double()
     if balanced:
         return torch.stack([hit[test_y == c].mean() for c in test_y.unique()]).mean().item()
     return hit.mean().item()

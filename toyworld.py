@@ -27,7 +27,7 @@ DIRECTIONS = list(range(0, 360, 45))  # motion classes in degrees, image coords:
 SHAPE_KINDS = ("square", "disc", "triangle")
 EVAL_SEED = 10**9                     # held-out seeds start here (training videos get random 62-bit seeds)
 SEED_BLOCKS = {"iou": 0, "probe": 100_000, "shapes": 200_000, "kinds": 400_000,
-               "video_kind": 500_000}   # per probe (viz: 300_000)
+               "video_kind": 500_000, "mix": 600_000}   # per probe (viz: 300_000)
 
 
 # -----------------------------------------------------------------------------

@@ -184,3 +184,80 @@ def test_evaluate_script_clear_errors(tmp_path, capsys):
         with pytest.raises(SystemExit):
             ev.main(["--ckpt", write_ckpt(tmp_path, "rvm"), "--device", "cuda"])
         assert "no CUDA device here" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------
+# scripts/square_share.py: why k-means misses a square the features hold (issue 26's search)
+
+
+def _square_share():
+    import importlib.util
+    import os
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts", "square_share.py")
+    spec = importlib.util.spec_from_file_location("square_share", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_variance_shares_know_square_position_and_frame():
+    """Features that are only the square, only a token's place, or only the frame take all of their own share and
+    none of the others'; scaling a part scales its share as its variance does."""
+    ss = _square_share()
+    T, h, w = 4, 3, 3
+    square = torch.zeros(T, h, w, dtype=torch.bool)
+    for t in range(T):
+        square[t, t % h, :2] = True                                   # a moving 2-token bar
+    place = torch.randn(1, h, w, 2, generator=torch.Generator().manual_seed(0)).expand(T, h, w, 2)
+    frame = torch.arange(T, dtype=torch.float32).view(T, 1, 1, 1).expand(T, h, w, 1)
+    sq, pos, fr = ss.variance_shares(square[..., None].float(), square)
+    assert sq == pytest.approx(1.0) and fr == pytest.approx(0.0, abs=1e-12)   # the bar covers 2 tokens every frame
+    sq, pos, fr = ss.variance_shares(place, square)
+    assert pos == pytest.approx(1.0) and fr == pytest.approx(0.0, abs=1e-12)
+    sq, pos, fr = ss.variance_shares(frame, square)
+    assert fr == pytest.approx(1.0) and pos == pytest.approx(0.0, abs=1e-12)
+    # any features: each share is 1 - (the variance left within its groups) / the total (law of total variance)
+    x = torch.randn(T, h, w, 5, generator=torch.Generator().manual_seed(1)) + 2 * place[..., :1]
+    flat, y = x.reshape(-1, 5).double(), square.reshape(-1)
+    within = lambda groups: sum(((g - g.mean(0)) ** 2).sum() for g in groups) / flat.shape[0]
+    total = within([flat])
+    by_position = [x[:, i, j].double() for i in range(h) for j in range(w)]
+    by_frame = [x[t].reshape(-1, 5).double() for t in range(T)]
+    expected = [1 - within(groups) / total for groups in ([flat[y], flat[~y]], by_position, by_frame)]
+    assert ss.variance_shares(x, square) == pytest.approx([e.item() for e in expected])
+
+
+def test_change_detector_marks_what_moved():
+    """One token changes at t = 1 and stays so: the detector marks it at t = 1 only (a change from the frame
+    before, not from the first frame), with its mean |difference|."""
+    ss = _square_share()
+    video = torch.rand(1, 3, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    video[:, 1:] = video[:, :1]                                       # a still video ...
+    video[0, 1:, :, 8:, :8] = 1 - video[0, 0, :, 8:, :8]              # ... but one token changes at t = 1
+    f = ss.change_features(video, 8)
+    assert f.shape == (1, 3, 2, 2, 1) and f[0, 0].abs().sum() == 0 and f[0, 2].abs().sum() == 0
+    changed = torch.zeros(2, 2, dtype=torch.bool)
+    changed[1, 0] = True
+    assert (f[0, 1, ..., 0] > 0).equal(changed)
+    assert f[0, 1, 1, 0, 0] == pytest.approx((2 * video[0, 0, :, 8:, :8] - 1).abs().mean().item(), rel=1e-5)
+
+
+def test_square_share_scores_the_oracle_and_runs_on_a_checkpoint(tmp_path, capsys):
+    """The ground truth as a feature scores 1 on both IoUs and takes the whole variance; the mix's held-out videos
+    are the mix's own draws, the same on every call; the script runs end to end on a checkpoint."""
+    ss = _square_share()
+    v1, m1 = ss.mix_set(3, 4, 64, 123)
+    v2, m2 = ss.mix_set(3, 4, 64, 123)
+    assert torch.equal(v1, v2) and torch.equal(m1, m2) and v1.shape == (3, 4, 3, 64, 64)
+    sets = [ss.held_out("per-pixel", 4, 6, 64, train) for train in (True, False)]
+    oracle = [((metrics.token_fractions(m.long(), 8, 2)[..., 1:] > 0.5).float(), m) for _, m in sets]   # the truth
+    r = ss.score(oracle[0], oracle[1], 8)
+    assert r["iou"] == pytest.approx(1.0) and r["linear_iou"] == pytest.approx(1.0)
+    assert r["square"] > 0.9
+    assert ss.main(["--ckpt", write_ckpt(tmp_path, "rvm"), "--videos", "2", "--frames", "4"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "IoU" not in line]
+    assert len(rows) == 2 * len(ss.VARIANTS)                          # the change detector and the checkpoint
+    assert all(0 <= float(r.split("|")[3]) <= 1 for r in rows)
+    with pytest.raises(SystemExit):
+        ss.main(["--ckpt", str(tmp_path / "nope.pt")])
+    assert "nope.pt" in capsys.readouterr().err

@@ -266,6 +266,16 @@ def test_linear_probe_separable_and_random():
     assert 0.17 < acc < 0.33                                            # chance is 0.25
 
 
+def test_linear_probe_predicts_what_it_scores():
+    """predict=True gives the labels behind the accuracy: their hit rate is the score."""
+    x, y = blobs(2 * torch.eye(3, 6), 30, 1.0, seed=0)
+    xt, yt = blobs(2 * torch.eye(3, 6), 30, 1.0, seed=1)
+    pred = metrics.linear_probe(x, y, xt, yt, predict=True)
+    assert pred.shape == yt.shape and pred.dtype == torch.int64
+    assert (pred == yt).double().mean().item() == metrics.linear_probe(x, y, xt, yt)
+    assert 0.5 < metrics.linear_probe(x, y, xt, yt) < 1.0            # noisy enough that some labels are wrong
+
+
 def test_linear_probe_balanced_scores_mean_recall():
     """90% of the points are class 0 and carry no signal; class 1 is separable. A probe that
     says 0 everywhere scores 0.9 accuracy but 0.5 balanced; the weighted probe finds class 1."""
