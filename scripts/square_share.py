@@ -2,6 +2,8 @@
 
 For each checkpoint, on held-out videos of each noise-square variant:
     IoU         evaluate.py's metric: k-means K = 2 over all tokens of all frames of a video, best match
+    IoU - blank the same on the features less those of a blank grey video (each token's position code and the
+                state's drift with time, what any video shows there): an analysis, not the metric
     linear IoU  a per-token linear probe of square / background, trained on other held-out videos of the variant
     shares      how each video's feature variance splits: the square's (between its tokens and the background's),
                 the position's (each token's mean over the video's frames: its place and the static texture there)
@@ -75,18 +77,20 @@ def variance_shares(feats, square):
     return tuple((v / total).item() for v in (p * (1 - p) * gap.pow(2).sum(), position, frame))
 
 
-def score(train, test, patch):
-    """Features and masks of the probe's videos and of the test videos, ((V, T, h, w, D), (V, T, H, W)) each ->
-    {"iou", "linear_iou", "square", "position", "frame"} over the test videos."""
+def score(train, test, blank, patch):
+    """Features and masks of the probe's videos and of the test videos, ((V, T, h, w, D), (V, T, H, W)) each, and the
+    features of a blank video (T, h, w, D) -> {"iou", "iou_blank", "linear_iou", "square", "position", "frame"} over
+    the test videos."""
     truth = lambda masks: metrics.token_fractions(masks.long(), patch, 2)[..., 1] > 0.5   # (V, T, h, w) as evaluate
     (ftr, mtr), (fte, mte) = train, test
     ytr, yte = truth(mtr), truth(mte)
     D = fte.shape[-1]
-    iou = torch.stack([metrics.square_iou(fte[v], yte[v], seed=v)[1].mean() for v in range(len(fte))]).mean()
+    kmeans_iou = lambda f: torch.stack([metrics.square_iou(f[v], yte[v], seed=v)[1].mean() for v in range(len(f))])
     pred = metrics.linear_probe(ftr.reshape(-1, D).double(), ytr.reshape(-1).long(), fte.reshape(-1, D).double(),
                                 yte.reshape(-1).long(), balanced=True, predict=True).view(yte.shape).bool()
     shares = torch.tensor([variance_shares(fte[v], yte[v]) for v in range(len(fte))]).mean(0)
-    return {"iou": iou.item(), "linear_iou": metrics.iou(pred, yte, dims=(-2, -1)).mean().item(),
+    return {"iou": kmeans_iou(fte).mean().item(), "iou_blank": kmeans_iou(fte - blank).mean().item(),
+            "linear_iou": metrics.iou(pred, yte, dims=(-2, -1)).mean().item(),
             **dict(zip(("square", "position", "frame"), shares.tolist()))}
 
 
@@ -109,17 +113,20 @@ def main(argv=None):
     if any(cfg.img_size != size for _, _, cfg in models):
         ap.error("the checkpoints see frames of different sizes; score them one at a time")
     patch = models[0][2].patch if models else 8
-    print("| features | variant | IoU (k-means) | linear IoU | square share | position share | frame share |\n"
-          "|---|---|---|---|---|---|---|", flush=True)
+    print("| features | variant | IoU (k-means) | IoU - blank | linear IoU | square share | position share | "
+          "frame share |\n|---|---|---|---|---|---|---|---|", flush=True)
+    blank = torch.full((1, args.frames, 3, size, size), 0.5)             # the worlds' grey, nothing in it
+    blanks = [change_features(blank, patch)[0]] + [evaluate.extract(model, blank, torch.device("cpu"))[0][0]
+                                                   for _, model, _ in models]
     for variant in VARIANTS:
         sets = [held_out(variant, args.videos, args.frames, size, train) for train in (True, False)]
         t0 = time.perf_counter()
         rows = [("change detector", [(change_features(v, patch), m) for v, m in sets])]
         rows += [(path, [(evaluate.extract(model, v, torch.device("cpu"))[0], m) for v, m in sets])
                  for path, model, _ in models]
-        for name, (train, test) in rows:
-            r = score(train, test, patch)
-            print(f"| {name} | {variant} | {r['iou']:.3f} | {r['linear_iou']:.3f} | {r['square']:.2f} | "
+        for (name, (train, test)), blank_features in zip(rows, blanks):
+            r = score(train, test, blank_features, patch)
+            print(f"| {name} | {variant} | {r['iou']:.3f} | {r['iou_blank']:.3f} | {r['linear_iou']:.3f} | {r['square']:.2f} | "
                   f"{r['position']:.2f} | {r['frame']:.2f} |", flush=True)
         print(f"   ({variant}: {time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
     return 0

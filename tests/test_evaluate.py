@@ -251,13 +251,19 @@ def test_square_share_scores_the_oracle_and_runs_on_a_checkpoint(tmp_path, capsy
     assert torch.equal(v1, v2) and torch.equal(m1, m2) and v1.shape == (3, 4, 3, 64, 64)
     sets = [ss.held_out("per-pixel", 4, 6, 64, train) for train in (True, False)]
     oracle = [((metrics.token_fractions(m.long(), 8, 2)[..., 1:] > 0.5).float(), m) for _, m in sets]   # the truth
-    r = ss.score(oracle[0], oracle[1], 8)
-    assert r["iou"] == pytest.approx(1.0) and r["linear_iou"] == pytest.approx(1.0)
-    assert r["square"] > 0.9
+    r = ss.score(oracle[0], oracle[1], torch.zeros(6, 8, 8, 1), 8)
+    assert r["iou"] == pytest.approx(1.0) and r["linear_iou"] == pytest.approx(1.0) and r["iou_blank"] == r["iou"]
+    assert r["square"] == pytest.approx(1.0)
+    # a position code as large as the square drowns it for k-means, not for the probe; removing it restores it
+    code = 2 * torch.randn(8, 8, 1, generator=torch.Generator().manual_seed(0)).expand(6, 8, 8, 1)   # (T, h, w, 1)
+    coded = [(torch.cat([f, code.expand(len(f), -1, -1, -1, -1)], -1), m) for f, m in oracle]
+    r = ss.score(*coded, torch.cat([torch.zeros(6, 8, 8, 1), code], -1), 8)
+    assert r["iou"] < 0.8 and r["linear_iou"] == pytest.approx(1.0) and r["iou_blank"] == pytest.approx(1.0)
+    assert r["square"] < 0.1 and r["position"] > 0.9
     assert ss.main(["--ckpt", write_ckpt(tmp_path, "rvm"), "--videos", "2", "--frames", "4"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "IoU" not in line]
     assert len(rows) == 2 * len(ss.VARIANTS)                          # the change detector and the checkpoint
-    assert all(0 <= float(r.split("|")[3]) <= 1 for r in rows)
+    assert all(0 <= float(r.split("|")[c]) <= 1 for r in rows for c in (3, 4, 5))
     with pytest.raises(SystemExit):
         ss.main(["--ckpt", str(tmp_path / "nope.pt")])
     assert "nope.pt" in capsys.readouterr().err
