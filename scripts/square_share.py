@@ -27,10 +27,16 @@ import methods  # noqa: E402
 import metrics  # noqa: E402
 import toyworld  # noqa: E402
 
-# the held-out variants of issue 26 (evaluate.py --world), the default world, and held-out draws of the mix
+# the held-out variants of issue 26 (evaluate.py --world) at 64-px frames, the default world, and held-out draws of
+# the mix; at larger frames the off-grid variant scales with the frame (8 px a frame at 256 px)
 VARIANTS = {"default": {}, "per-pixel": {"grain": 1, "lattice": 1},
             "2 px a frame off the grid": {"grain": 2, "lattice": 2, "speed": 2},
             "bounce": {"boundary": "bounce"}, "mix": None}
+
+
+def variant_options(variant, size):
+    scale = max(1, size // 64)
+    return {k: v * scale if k in ("grain", "lattice", "speed") and v > 1 else v for k, v in VARIANTS[variant].items()}
 
 
 def mix_set(n, T, size, first_seed):
@@ -49,7 +55,7 @@ def held_out(variant, n, T, size, train=False):
     blocks = toyworld.EVAL_SEED + torch.tensor([toyworld.SEED_BLOCKS[b] for b in ("iou", "probe", "mix")])
     if VARIANTS[variant] is None:
         return mix_set(n, T, size, int(blocks[2]) + 50_000 * train)
-    videos, masks, _ = toyworld.noise_square_set(n, T, size, int(blocks[int(train)]), **VARIANTS[variant])
+    videos, masks, _ = toyworld.noise_square_set(n, T, size, int(blocks[int(train)]), **variant_options(variant, size))
     return videos, masks
 
 

@@ -249,6 +249,8 @@ def test_square_share_scores_the_oracle_and_runs_on_a_checkpoint(tmp_path, capsy
     v1, m1 = ss.mix_set(3, 4, 64, 123)
     v2, m2 = ss.mix_set(3, 4, 64, 123)
     assert torch.equal(v1, v2) and torch.equal(m1, m2) and v1.shape == (3, 4, 3, 64, 64)
+    assert ss.variant_options("2 px a frame off the grid", 256) == {"grain": 8, "lattice": 8, "speed": 8}
+    assert ss.variant_options("per-pixel", 256) == {"grain": 1, "lattice": 1}
     sets = [ss.held_out("per-pixel", 4, 6, 64, train) for train in (True, False)]
     oracle = [((metrics.token_fractions(m.long(), 8, 2)[..., 1:] > 0.5).float(), m) for _, m in sets]   # the truth
     r = ss.score(oracle[0], oracle[1], torch.zeros(6, 8, 8, 1), 8)
