@@ -11,7 +11,7 @@ For each checkpoint, on held-out videos of each noise-square variant:
 A change detector is scored beside them: per token the mean |x_t - x_(t-1)| (one number, 0 at t = 0), what frame
 differencing alone reaches with RVM's causal view.
 
-    python scripts/square_share.py --ckpt runs/rvm/ckpt.pt [--ckpt ...] [--videos 16] [--frames 16]
+    python scripts/square_share.py --ckpt runs/rvm/ckpt.pt [--ckpt ...] [--videos 16] [--frames 16] [--device cuda]
 """
 import argparse
 import os
@@ -52,10 +52,10 @@ def mix_set(n, T, size, first_seed):
 def held_out(variant, n, T, size, train=False):
     """Videos and masks of one variant: the test videos from evaluate.py's IoU block of seeds (the mix: its own
     block), the probe's training videos (train=True) from the motion probe's block (the mix: 50_000 further on)."""
-    blocks = toyworld.EVAL_SEED + torch.tensor([toyworld.SEED_BLOCKS[b] for b in ("iou", "probe", "mix")])
     if VARIANTS[variant] is None:
-        return mix_set(n, T, size, int(blocks[2]) + 50_000 * train)
-    videos, masks, _ = toyworld.noise_square_set(n, T, size, int(blocks[int(train)]), **variant_options(variant, size))
+        return mix_set(n, T, size, toyworld.EVAL_SEED + toyworld.SEED_BLOCKS["mix"] + 50_000 * train)
+    first = toyworld.EVAL_SEED + toyworld.SEED_BLOCKS["probe" if train else "iou"]
+    videos, masks, _ = toyworld.noise_square_set(n, T, size, first, **variant_options(variant, size))
     return videos, masks
 
 
@@ -105,7 +105,11 @@ def main(argv=None):
     ap.add_argument("--ckpt", action="append", default=[], help="a train.py checkpoint of a noise-square world")
     ap.add_argument("--videos", type=int, default=16, help="test videos per variant (as many more train the probe)")
     ap.add_argument("--frames", type=int, default=16, help="frames per video (evaluate.py's default)")
+    ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto: cuda if available")
     args = ap.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        ap.error("--device cuda: no CUDA device here")
+    device = torch.device("cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu")
     if args.videos < 2 or args.frames < 2:
         ap.error("need --videos >= 2 and --frames >= 2")
     models = []
@@ -114,7 +118,7 @@ def main(argv=None):
             model, cfg, meta = methods.load_checkpoint(path)
         except (FileNotFoundError, ValueError) as e:
             ap.error(str(e))
-        models.append((path, model.eval(), cfg))
+        models.append((path, model.to(device).eval(), cfg))
     size = models[0][2].img_size if models else 64
     if any(cfg.img_size != size for _, _, cfg in models):
         ap.error("the checkpoints see frames of different sizes; score them one at a time")
@@ -122,18 +126,18 @@ def main(argv=None):
     print("| features | variant | IoU (k-means) | IoU - blank | linear IoU | square share | position share | "
           "frame share |\n|---|---|---|---|---|---|---|---|", flush=True)
     blank = torch.full((1, args.frames, 3, size, size), 0.5)             # the worlds' grey, nothing in it
-    blanks = [change_features(blank, patch)[0]] + [evaluate.extract(model, blank, torch.device("cpu"))[0][0]
-                                                   for _, model, _ in models]
+    blanks = [change_features(blank, patch)[0]]                          # (T, h, w, D) per row below
+    blanks += [evaluate.extract(model, blank, device)[0][0] for _, model, _ in models]
     for variant in VARIANTS:
         sets = [held_out(variant, args.videos, args.frames, size, train) for train in (True, False)]
         t0 = time.perf_counter()
         rows = [("change detector", [(change_features(v, patch), m) for v, m in sets])]
-        rows += [(path, [(evaluate.extract(model, v, torch.device("cpu"))[0], m) for v, m in sets])
+        rows += [(path, [(evaluate.extract(model, v, device)[0], m) for v, m in sets])
                  for path, model, _ in models]
         for (name, (train, test)), blank_features in zip(rows, blanks):
             r = score(train, test, blank_features, patch)
-            print(f"| {name} | {variant} | {r['iou']:.3f} | {r['iou_blank']:.3f} | {r['linear_iou']:.3f} | {r['square']:.2f} | "
-                  f"{r['position']:.2f} | {r['frame']:.2f} |", flush=True)
+            print(f"| {name} | {variant} | {r['iou']:.3f} | {r['iou_blank']:.3f} | {r['linear_iou']:.3f} | "
+                  f"{r['square']:.2f} | {r['position']:.2f} | {r['frame']:.2f} |", flush=True)
         print(f"   ({variant}: {time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
     return 0
 

@@ -269,3 +269,7 @@ def test_square_share_scores_the_oracle_and_runs_on_a_checkpoint(tmp_path, capsy
     with pytest.raises(SystemExit):
         ss.main(["--ckpt", str(tmp_path / "nope.pt")])
     assert "nope.pt" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit):
+            ss.main(["--device", "cuda"])
+        assert "no CUDA device" in capsys.readouterr().err
