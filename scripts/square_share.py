@@ -107,9 +107,10 @@ def main(argv=None):
     ap.add_argument("--frames", type=int, default=16, help="frames per video (evaluate.py's default)")
     ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto: cuda if available")
     args = ap.parse_args(argv)
-    if args.device == "cuda" and not torch.cuda.is_available():
-        ap.error("--device cuda: no CUDA device here")
-    device = torch.device("cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu")
+    try:
+        device = methods.device_for(args.device)
+    except ValueError as e:
+        ap.error(str(e))
     if args.videos < 2 or args.frames < 2:
         ap.error("need --videos >= 2 and --frames >= 2")
     models = []
