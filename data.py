@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+import runs
 import toyworld
-import vit
 from toyworld import DIRECTIONS, generator, new_seed, randint, uniform
 
 VIDEO_EXTS = (".mp4", ".webm", ".avi", ".mov", ".mkv", ".gif")
@@ -110,7 +110,7 @@ def read_image(path, size=None):
     try:
         frame = iio.imread(path, index=0, plugin="pillow")  # pillow reads jpg/png; no fallbacks to guess with
     except Exception as e:  # imageio raises OSError, ValueError, ... depending on the backend
-        raise ValueError(f"cannot read image {path}: {vit.first_line(e)}") from e
+        raise ValueError(f"cannot read image {path}: {runs.first_line(e)}") from e
     image = _to_rgb(frame, path)
     return image if size is None else _resize(image, size)
 
@@ -145,7 +145,7 @@ def read_video(path, size=None, max_frames=None, min_frames=None):
                 if len(frames) == max_frames:
                     break
         except Exception as e:  # the backends raise OSError, ValueError, RuntimeError...
-            raise ValueError(f"cannot read video {path}: {vit.first_line(e)}") from e
+            raise ValueError(f"cannot read video {path}: {runs.first_line(e)}") from e
     else:
         raise ValueError(f"unsupported file {path}: expected a video ({' '.join(VIDEO_EXTS)}) "
                          f"or a folder of {' '.join(IMAGE_EXTS)} frames")
@@ -272,7 +272,6 @@ class _Endless(Dataset):
 def world_spec(spec, size):
     """train.py's --data: "KIND:key=value:key=value" for a toy world (SyntheticVideos.KINDS) -> (KIND, its
     options typed by their defaults, e.g. ("shapes", {"texture": 0.0})); any other spec -> (spec, {})."""
-    from methods import parse_value   # the typing of train.py's --set, for the world's options
     kind, _, text = spec.partition(":")
     if kind not in SyntheticVideos.KINDS:
         return spec, {}
@@ -281,7 +280,7 @@ def world_spec(spec, size):
         key, sep, value = item.partition("=")
         if not sep or key not in defaults:
             raise ValueError(f"{kind} options are key=value with key one of {', '.join(defaults)}; got {item!r}")
-        options[key] = parse_value(key, value, defaults[key])
+        options[key] = runs.parse_value(key, value, defaults[key])   # typed as train.py's --set
     return kind, options
 
 

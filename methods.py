@@ -18,11 +18,11 @@ import sys
 
 import torch
 
+import runs
 import rvm
 import siammae
 import sigma
 import vicmae
-import vit
 
 # name -> module (Config, sample, the model class) and name -> its model class
 METHODS = {"rvm": rvm, "siammae": siammae, "vicmae": vicmae, "sigma": sigma}
@@ -30,27 +30,7 @@ MODELS = {"rvm": rvm.RVM, "siammae": siammae.SiamMAE, "vicmae": vicmae.ViCMAE, "
 
 
 # ----------------------------------------------------------------------------
-# config overrides (train.py's --set key=value), typed by the field's preset value
-
-
-def parse_value(key, text, like):
-    """`text` as the type of `like`, the field's current value (bool, int,
-    float, str, or a comma-separated tuple of those)."""
-    if isinstance(like, bool):
-        if text.lower() in ("1", "true", "yes", "on"):
-            return True
-        if text.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(f"{key} expects true or false; got {text!r}")
-    if isinstance(like, tuple):
-        parts = [s.strip() for s in text.strip("()[] ").split(",") if s.strip()]
-        return tuple(parse_value(key, s, like[0] if like else "") for s in parts)
-    if isinstance(like, (int, float)):
-        try:
-            return type(like)(text)
-        except ValueError:
-            raise ValueError(f"{key} expects {type(like).__name__}; got {text!r}") from None
-    return text
+# configs: a preset with train.py's --set key=value overrides, typed by the field's preset value
 
 
 def build_config(name, preset, assignments):
@@ -65,7 +45,7 @@ def build_config(name, preset, assignments):
             raise ValueError(f"--set expects key=value; got {item!r}")
         if key not in keys:
             raise ValueError(f"unknown config key {key!r} for {name}; valid keys: {', '.join(keys)}")
-        overrides[key] = parse_value(key, text, getattr(cfg, key))
+        overrides[key] = runs.parse_value(key, text, getattr(cfg, key))
     return dataclasses.replace(cfg, **overrides)
 
 
@@ -89,7 +69,7 @@ def param_groups(model, weight_decay):
 def read_checkpoint(path):
     """The checkpoint dict at `path`, or a one-line error naming the path.
     weights_only=True: a file that would run code when unpickled is refused."""
-    ckpt = vit.load_plain(path)
+    ckpt = runs.load_plain(path)
     missing = [k for k in ("model", "config", "method", "step") if not isinstance(ckpt, dict) or k not in ckpt]
     if missing or ckpt["method"] not in METHODS:
         raise ValueError(f"{path} is not a train.py checkpoint (missing {missing or 'a known method'})")
@@ -117,7 +97,7 @@ def load_checkpoint(path, device="cpu", parts=None):
         why = "; ".join(f"{what} {', '.join(sorted(keys)[:2])}{' ...' if len(keys) > 2 else ''}"
                         for what, keys in (("unexpected", have - want), ("missing", want - have)) if keys)
         raise ValueError(f"{path}: its weights do not fit {ckpt['method']} with its config "
-                         f"({why or vit.first_line(e)}; written by another version of the code?)") from None
+                         f"({why or runs.first_line(e)}; written by another version of the code?)") from None
     meta = {k: v for k, v in ckpt.items() if k not in ("model", "optimizer")}
     return model.to(device).eval(), cfg, meta
 

@@ -133,7 +133,7 @@ def save_checkpoint(path, ckpt):
     except (OSError, RuntimeError) as e:   # a full disk surfaces from torch's zip writer as a RuntimeError
         if os.path.exists(tmp):
             os.remove(tmp)
-        reason = vit.first_line(e)
+        reason = runs.first_line(e)
         kept = "the previous checkpoint is kept" if os.path.exists(path) else "no checkpoint was written"
         raise OSError(f"could not write {path} ({reason}); {kept}") from None
 
@@ -360,7 +360,7 @@ def make_optimizer(args, cfg, raw_model, resume):
             load_full_state(raw_model, optimizer, resume)   # full state dicts load into any mode
         except (RuntimeError, KeyError, ValueError) as e:   # torch lists every mismatched key: keep the first line
             args.fail(f"--resume: the weights in {args.ckpt_path} do not fit {args.method} with its config "
-                      f"({vit.first_line(e)})")
+                      f"({runs.first_line(e)})")
         set_rng_state(resume["rng"])
     return optimizer, base_lr
 

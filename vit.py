@@ -20,12 +20,12 @@ Token order is row-major everywhere: token n sits at row n // w, column n % w;
 a video's tokens are time-major (all of frame 0, then frame 1, ...).
 """
 import math
-import os
-import re
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+import runs
 
 # ----------------------------------------------------------------------------
 # input checks: one place that says what shape is expected
@@ -501,41 +501,12 @@ def check_config(cfg):
     num_visible((get["img_size"] // get["patch"]) ** 2, get["mask_ratio"])   # at least one token kept
 
 
-def first_line(err):
-    """The first line of an exception's message (torch and ffmpeg errors run to
-    pages; the first line says what went wrong), or its type's name."""
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
-
-
-def load_plain(path):
-    """torch.load(path) with weights_only=True: a dict of tensors and numbers, or
-    a one-line error naming the path. A file that would run code when unpickled
-    is refused, without torch's advice to load it unsafely. Every checkpoint
-    read in the project goes through here (methods.read_checkpoint,
-    load_encoder)."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # a truncated or corrupt file fails inside the zip/pickle reader
-        text = str(e)
-        asks = re.search(r"GLOBAL\s+([\w.]+)", text)   # a pickle that names code to import and call
-        if asks:   # torch's advice here (weights_only=False) would run the file's code
-            raise ValueError(f"{path}: refused: this file is not a plain checkpoint of tensors and numbers "
-                             f"(it asks to load {asks.group(1)}); it may be unsafe, and this project never "
-                             f"loads such files") from None
-        lines = [line for line in text.strip().splitlines() if line.strip() and "weights_only" not in line]
-        reason = (lines or [type(e).__name__])[0]
-        raise ValueError(f"{path} is not a readable checkpoint (truncated or corrupt?): {reason}") from None
-
-
 def load_encoder(path, patch, dim):
     """The frozen ViT under "encoder." (siammae, vicmae, rvm) of a train.py checkpoint {"model": state_dict,
     "config": dict with img_size, patch, dim, depth, heads (mlp_ratio)} of this patch and width (SIGMA's frozen
     phi); a one-line ValueError otherwise."""
     try:
-        ckpt = load_plain(path)
+        ckpt = runs.load_plain(path)
     except FileNotFoundError:
         raise ValueError(f"{path!r}: no such file; need a checkpoint written by train.py") from None
     c = ckpt.get("config", {}) if isinstance(ckpt, dict) else {}
@@ -546,7 +517,7 @@ def load_encoder(path, patch, dim):
     try:
         encoder.load_state_dict({k[8:]: v for k, v in ckpt["model"].items() if k.startswith("encoder.")})
     except (RuntimeError, KeyError, AttributeError) as e:
-        raise ValueError(f"checkpoint {path!r} has no vit.ViT under 'encoder.': {first_line(e)}") from None
+        raise ValueError(f"checkpoint {path!r} has no vit.ViT under 'encoder.': {runs.first_line(e)}") from None
     return encoder.requires_grad_(False).eval()
 
 
