@@ -71,7 +71,7 @@ def read_checkpoint(path):
     weights_only=True: a file that would run code when unpickled is refused."""
     ckpt = runs.load_plain(path)
     missing = [k for k in ("model", "config", "method", "step") if not isinstance(ckpt, dict) or k not in ckpt]
-    if missing or ckpt["method"] not in METHODS:
+    if missing or not isinstance(ckpt["method"], str) or ckpt["method"] not in METHODS:   # a list is unhashable
         raise ValueError(f"{path} is not a train.py checkpoint (missing {missing or 'a known method'})")
     return ckpt
 
