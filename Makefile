@@ -7,7 +7,7 @@ FRAME_OUT ?= runs/demo-siammae
 # long enough for the tiny RVM to see the square (docs/experiments.md)
 DEMO_STEPS ?= 5000
 
-.PHONY: demo test venv clean
+.PHONY: demo test venv clean site
 
 venv: .venv/.installed
 
@@ -19,10 +19,14 @@ venv: .venv/.installed
 test: venv
 	$(PY) -m pytest -q
 
+# the reading site (site.py): each method file beside its comments, any two side by side; open site/index.html
+site: venv
+	$(PY) site.py
+
 demo: venv
 	$(PY) train.py --method rvm --preset tiny --data noise_square --steps $(DEMO_STEPS) --log-every 250 --out $(DEMO_OUT)
 	$(PY) train.py --method siammae --preset tiny --data noise_square --log-every 100 --out $(FRAME_OUT)
 	$(PY) viz.py --ckpt $(DEMO_OUT)/ckpt.pt --ckpt $(FRAME_OUT)/ckpt.pt --video noise_square --k 2 --out $(DEMO_OUT)/viz
 
 clean:
-	rm -rf .venv runs .pytest_cache
+	rm -rf .venv runs .pytest_cache site
