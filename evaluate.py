@@ -47,6 +47,7 @@ import torch.nn as nn
 import data
 import methods
 import metrics
+import runs
 import toyworld
 import vit
 
@@ -191,6 +192,115 @@ def probe_kinds(model, patch, train_set, test_set, device, label):
         ys.append(metrics.token_fractions(classes, patch, C).argmax(-1).flatten())    # (V*T*h*w,) majority
         xs.append(feats.flatten(0, 3).double())
     return {"kind_acc": metrics.linear_probe(xs[0], ys[0], xs[1], ys[1], balanced=True), "kind_chance": 1 / C}
+
+
+# ----------------------------------------------------------------------------
+# the probes by name, on their own held-out sets: (model, cfg[, world]) -> a number. What claims.py,
+# exercises/ and scripts/ measure; cfg needs img_size and patch, world is a shapes world's options
+# (data.world_spec of the run's --data; {} for the default shapes world)
+
+
+def device_of(model):
+    """Where a model's weights are (raw pixels have none: the CPU)."""
+    return next(model.parameters(), torch.empty(0)).device
+
+
+def noise_square_iou(model, cfg, T=16, n=16, window=None):
+    """The noise-square IoU of probe_noise_square (k-means K = 2, Hungarian-matched, every frame) on n held-out
+    T-frame videos; window (frames, step): k-means run on each window of the video alone instead, the frames
+    of SIGMA's features windows (`sigma_windows`), so the clusters need not agree across windows."""
+    videos, masks, _ = toyworld.noise_square_set(n, T, cfg.img_size, toyworld.EVAL_SEED + toyworld.SEED_BLOCKS["iou"])
+    if window is None:
+        return probe_noise_square(model, cfg.patch, videos, masks, device_of(model), "")["iou"]
+    feats = extract(model, videos, device_of(model))[0]                      # (V, T, h, w, D)
+    scores = []
+    for v in range(n):
+        truth = metrics.token_fractions(masks[v].long(), cfg.patch, 2)[..., 1] > 0.5   # (T, h, w)
+        for frames in sigma_windows(T, *window):
+            scores.append(metrics.square_iou(feats[v, frames], truth[frames], seed=v)[1].mean().item())
+    return sum(scores) / len(scores)
+
+
+def sigma_windows(T, num_frames, stride):
+    """The frames of each features window of SIGMA.features on a T-frame video: per phase < stride, the
+    frames phase, phase + stride, ... in runs of num_frames."""
+    out = []
+    for phase in range(min(stride, T)):
+        frames = list(range(phase, T, stride))
+        out += [frames[i:i + num_frames] for i in range(0, len(frames), num_frames)]
+    return out
+
+
+def propagation(model, cfg, world, T=16, n=24, lengths=(16,)):
+    """Label propagation J (probe_propagation, default settings) on n held-out T-frame videos of the shapes world
+    the model trained on -> {"L": J of the first L frames} (string keys, as they come back from a JSON cache)."""
+    shapes = toyworld.shapes_set(n, T, cfg.img_size, toyworld.EVAL_SEED + toyworld.SEED_BLOCKS["shapes"], **world)
+    out = probe_propagation(model, cfg.patch, shapes, device_of(model), list(lengths), {}, "")
+    return {str(L): J for L, J in out["J_by_length"].items()}
+
+
+def iou16(model, cfg, world):
+    """noise_square_iou on its default 16 videos of 16 frames (the world is not used: one noise-square world)."""
+    return noise_square_iou(model, cfg)
+
+
+def j16(model, cfg, world):
+    """Label propagation J on 24 held-out 16-frame videos of the model's shapes world."""
+    return propagation(model, cfg, world)["16"]
+
+
+def token_kinds(model, cfg, world, n=16, T=8):
+    """The shape-kind probe (probe_kinds): a linear classifier of each token's class (background, square, disc,
+    triangle), balanced mean recall on held-out videos of the model's shapes world (chance 1/4)."""
+    seed = toyworld.EVAL_SEED + toyworld.SEED_BLOCKS["kinds"]
+    train_set, test_set = (toyworld.shapes_set(n, T, cfg.img_size, s, with_kinds=True, **world)[::2]
+                           for s in (seed, seed + n))
+    return probe_kinds(model, cfg.patch, train_set, test_set, device_of(model), "")["kind_acc"]
+
+
+def video_kinds(model, cfg, world, n=96, T=8):
+    """A video-level label: shapes videos with one shape, whose kind (square, disc, triangle) is the video's
+    class (toyworld.video_label); a linear classifier on the features pooled over frames and tokens, accuracy
+    on held-out videos (chance 1/3)."""
+    seed = toyworld.EVAL_SEED + toyworld.SEED_BLOCKS["video_kind"]
+    xs, ys = [], []
+    for s in (seed, seed + n):
+        videos, _, kinds = toyworld.shapes_set(n, T, cfg.img_size, s, with_kinds=True, **{**world, "n_shapes": 1})
+        xs.append(extract(model, videos, device_of(model))[0].mean((1, 2, 3)).double())   # (n, D) pooled
+        ys.append(toyworld.video_label(kinds))
+    return metrics.linear_probe(xs[0], ys[0], xs[1], ys[1])
+
+
+@torch.no_grad()
+def features_ms(model, cfg, T, repeats=3):
+    """Median milliseconds of model.features on one T-frame video, one thread: for the growth with T (a ratio of
+    two calls), not the speed (bench.py measures that)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        video = torch.rand(1, T, 3, cfg.img_size, cfg.img_size, generator=torch.Generator().manual_seed(0))
+        video = video.to(device_of(model))
+        model.features(video[:, :2])   # warm-up: the first call allocates
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            model.features(video)
+            if video.is_cuda:
+                torch.cuda.synchronize()
+            times.append(1e3 * (time.perf_counter() - t0))
+        return sorted(times)[len(times) // 2]
+    finally:
+        torch.set_num_threads(threads)
+
+
+def last_logged(out, key):
+    """The last logged value of `key` in the metrics.jsonl of the run folder `out` (a measure that needs no
+    model: SIGMA's phi_std at the end of training)."""
+    rows = (json.loads(line) for line in runs.read_metrics(os.path.join(out, runs.METRICS_NAME)))
+    values = [row[key] for row in rows if key in row]
+    if not values:
+        raise ValueError(f"{out}/{runs.METRICS_NAME} logs no {key!r}")
+    return values[-1]
 
 
 # ----------------------------------------------------------------------------

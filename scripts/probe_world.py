@@ -1,12 +1,12 @@
-"""claims.py's shapes probes on the world each checkpoint trained on, beside its random-init twin and raw pixels:
-the quick look behind the claims' choice of world (docs/experiments.md, "The pattern world").
+"""The shapes probes of the claims (evaluate.py's) on the world each checkpoint trained on, beside its random-init
+twin and raw pixels: the quick look behind the claims' choice of world (docs/experiments.md, "The pattern world").
 
     python scripts/probe_world.py --ckpt runs/sigma/ckpt.pt [--ckpt ...] [--probe kind --probe J16 --probe video_kind]
 
 Probes (held-out videos of the checkpoint's --data shapes world; the noise square has none of these):
-    kind        claims.token_kinds: a linear probe of each token's class, balanced recall (chance 1/4)
-    J16         claims.j16: label propagation J on 24 videos of 16 frames
-    video_kind  claims.video_kinds: a linear probe of the one shape's kind from pooled features (chance 1/3)
+    kind        evaluate.token_kinds: a linear probe of each token's class, balanced recall (chance 1/4)
+    J16         evaluate.j16: label propagation J on 24 videos of 16 frames
+    video_kind  evaluate.video_kinds: a linear probe of the one shape's kind from pooled features (chance 1/3)
 """
 import argparse
 import os
@@ -16,12 +16,11 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import claims  # noqa: E402
 import data  # noqa: E402
 import evaluate  # noqa: E402
 import methods  # noqa: E402
 
-PROBES = {"kind": claims.token_kinds, "J16": claims.j16, "video_kind": claims.video_kinds}
+PROBES = {"kind": evaluate.token_kinds, "J16": evaluate.j16, "video_kind": evaluate.video_kinds}
 
 
 def main(argv=None):

@@ -13,7 +13,7 @@ Oracles, per tube, as a fixed random unit vector per value:
 
 Prints, every --log-every steps, ce_psi (log K: nothing predicted), the agreement K <q_phi, q_Psi>
 (1: independent) and the entropy of q_phi (the floor of ce_psi), averaged since the last line;
-with --probe, at the end, the token-kind probe of Psi's encoder (claims.token_kinds) on its world.
+with --probe, at the end, the token-kind probe of Psi's encoder (evaluate.token_kinds) on its world.
 
     python scripts/sigma_oracle.py --oracle position
     python scripts/sigma_oracle.py --oracle object --set mask_ratio=0.75
@@ -27,7 +27,6 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import claims  # noqa: E402
 import evaluate  # noqa: E402
 import sigma  # noqa: E402
 import toyworld  # noqa: E402
@@ -106,8 +105,9 @@ def main():
     if args.probe and args.oracle in ("object", "kind"):
         world = {"n_shapes": args.shapes, "side": args.side, "pattern": args.pattern}
         model.eval()
-        print(f"token-kind probe of Psi's encoder: {claims.token_kinds(model, cfg, world):.3f}; its random-init "
-              f"twin: {claims.token_kinds(evaluate.random_init('sigma', cfg), cfg, world):.3f} (chance 0.25)", flush=True)
+        twin = evaluate.random_init("sigma", cfg)
+        print(f"token-kind probe of Psi's encoder: {evaluate.token_kinds(model, cfg, world):.3f}; its random-init "
+              f"twin: {evaluate.token_kinds(twin, cfg, world):.3f} (chance 0.25)", flush=True)
 
 
 if __name__ == "__main__":

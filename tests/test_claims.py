@@ -89,10 +89,10 @@ def test_the_noise_square_iou_of_the_truth_is_1_and_of_a_constant_low():
     videos, masks = noise_square_truth(16)
     square = (metrics.token_fractions(masks.long(), 8, 2)[..., 1] > 0.5).long()   # the IoU's token-grid truth
     oracle = Oracle(videos, square.repeat_interleave(8, -2).repeat_interleave(8, -1), num_classes=2)
-    assert claims.noise_square_iou(oracle, CFG) == pytest.approx(1.0)
-    assert claims.noise_square_iou(oracle, CFG, window=(8, 2)) == pytest.approx(1.0)
+    assert evaluate.noise_square_iou(oracle, CFG) == pytest.approx(1.0)
+    assert evaluate.noise_square_iou(oracle, CFG, window=(8, 2)) == pytest.approx(1.0)
     constant = Oracle(videos, masks.long(), scale=0.0)
-    assert claims.noise_square_iou(constant, CFG) < 0.35
+    assert evaluate.noise_square_iou(constant, CFG) < 0.35
 
 
 def shapes_truth(T, n, first_seed, **world):
@@ -106,7 +106,7 @@ PATTERN = data.world_spec(claims.PATTERN_WORLD, 64)[1]   # the claims' shapes wo
 def test_label_propagation_of_the_truth_reaches_the_token_grid_ceiling(world):
     videos, masks, _ = shapes_truth(16, 24, toyworld.EVAL_SEED + toyworld.SEED_BLOCKS["shapes"], **world)
     oracle = Oracle(videos, masks, num_classes=int(masks.max()) + 1)
-    J = claims.propagation(oracle, CFG, world)["16"]
+    J = evaluate.propagation(oracle, CFG, world)["16"]
     ceiling = []   # the truth's own token fractions decoded to pixels: what a perfect propagation gives
     for v in range(len(videos)):
         soft = metrics.token_fractions(masks[v], 8, int(masks[v].max()) + 1)
@@ -115,7 +115,7 @@ def test_label_propagation_of_the_truth_reaches_the_token_grid_ceiling(world):
     ceiling = sum(ceiling) / len(ceiling)
     assert ceiling - 0.1 < J <= ceiling + 1e-6   # mixed edge tokens cost a little: shapes are 1-3 tokens wide
     constant = Oracle(videos, masks, num_classes=int(masks.max()) + 1, scale=0.0)
-    assert claims.propagation(constant, CFG, world)["16"] < J - 0.3
+    assert evaluate.propagation(constant, CFG, world)["16"] < J - 0.3
 
 
 def test_the_token_kind_probe_of_the_truth_is_1():
@@ -123,9 +123,9 @@ def test_the_token_kind_probe_of_the_truth_is_1():
     sets = [shapes_truth(8, 16, s) for s in (seed, seed + 16)]
     videos = torch.cat([v for v, _, _ in sets])
     oracle = Oracle(videos, torch.cat([k for _, _, k in sets]), num_classes=4)
-    assert claims.token_kinds(oracle, CFG, {}) == pytest.approx(1.0, abs=0.01)
+    assert evaluate.token_kinds(oracle, CFG, {}) == pytest.approx(1.0, abs=0.01)
     constant = Oracle(videos, torch.cat([k for _, _, k in sets]), num_classes=4, scale=0.0)
-    assert claims.token_kinds(constant, CFG, {}) == pytest.approx(0.25, abs=0.05)   # chance: 1 / 4 classes
+    assert evaluate.token_kinds(constant, CFG, {}) == pytest.approx(0.25, abs=0.05)   # chance: 1 / 4 classes
 
 
 class ContrastDirection(torch.nn.Module):
@@ -145,8 +145,8 @@ class ContrastDirection(torch.nn.Module):
 def test_in_the_pattern_world_raw_pixels_miss_the_kinds_and_the_contrast_direction_finds_them():
     """The world's point, with known answers: no linear function of a patch tells the kinds apart (raw pixels near
     chance on the token-kind probe), the direction of the local contrast does (near the truth's 1)."""
-    raw = claims.token_kinds(evaluate.RawPixels(8), CFG, PATTERN)
-    assert raw < 0.4 and claims.token_kinds(ContrastDirection(), CFG, PATTERN) > 0.9
+    raw = evaluate.token_kinds(evaluate.RawPixels(8), CFG, PATTERN)
+    assert raw < 0.4 and evaluate.token_kinds(ContrastDirection(), CFG, PATTERN) > 0.9
 
 
 @pytest.mark.parametrize("world", [{}, PATTERN], ids=["shapes", "pattern"])
@@ -155,8 +155,8 @@ def test_the_video_kind_probe_of_the_truth_is_1_and_a_constant_at_chance(world):
     sets = [shapes_truth(8, 96, s, **{**world, "n_shapes": 1}) for s in (seed, seed + 96)]
     videos = torch.cat([v for v, _, _ in sets])
     classes = torch.cat([toyworld.video_label(k) for _, _, k in sets])
-    assert claims.video_kinds(Oracle(videos, classes=classes, num_classes=3), CFG, world) == 1.0
-    assert claims.video_kinds(Oracle(videos, classes=classes, num_classes=3, scale=0.0), CFG, world) < 0.5
+    assert evaluate.video_kinds(Oracle(videos, classes=classes, num_classes=3), CFG, world) == 1.0
+    assert evaluate.video_kinds(Oracle(videos, classes=classes, num_classes=3, scale=0.0), CFG, world) < 0.5
 
 
 def test_video_label_is_the_drawn_shape_kind():
@@ -178,7 +178,7 @@ def test_sigma_windows_are_the_frames_sigma_features_sees_together():
     torch.manual_seed(0)
     model = sigma.SIGMA(cfg).eval()
     T = 2 * cfg.num_frames * cfg.stride
-    windows = claims.sigma_windows(T, cfg.num_frames, cfg.stride)
+    windows = evaluate.sigma_windows(T, cfg.num_frames, cfg.stride)
     assert sorted(f for w in windows for f in w) == list(range(T)) and len(windows) == 2 * cfg.stride
     video = torch.rand(1, T, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -278,9 +278,9 @@ def one_claim(monkeypatch):
     measured = []
 
     def measure(R):
-        q = R.probe("tiny-siammae", "iou T16", claims.iou16)
+        q = R.probe("tiny-siammae", "iou T16", evaluate.iou16)
         measured.append(q)
-        twin = R.twin("tiny-siammae", "iou T16", claims.iou16)
+        twin = R.twin("tiny-siammae", "iou T16", evaluate.iou16)
         return dict(ours=claims.fmt(q), twin=claims.fmt(twin), raw="-", values={"q": q},
                     checks=[("trained IoU at chance", claims.at_most(q, 0.35))])
     monkeypatch.setattr(claims, "CLAIMS", {"tiny": dict(
@@ -377,7 +377,7 @@ def test_a_failed_run_ends_with_one_line_naming_its_log(tmp_path, monkeypatch):
 
 def test_measuring_a_run_not_trained_is_one_line(tmp_path):
     with pytest.raises(SystemExit, match="rvm-s0/ckpt.pt is not a finished run"):
-        claims.Runs(str(tmp_path), [0]).probe("rvm", "iou T16", claims.iou16)
+        claims.Runs(str(tmp_path), [0]).probe("rvm", "iou T16", evaluate.iou16)
 
 
 def test_bad_arguments_are_one_line_errors(capsys):
