@@ -1,4 +1,4 @@
-"""Measure what each method learned, in the toy world: six probes, one table.
+"""Measure what each method learned, in the toy world: five probes and their cost, one table.
 
     python evaluate.py --ckpt runs/rvm/ckpt.pt [--ckpt runs/siammae/ckpt.pt ...] --out results/
 
@@ -14,7 +14,9 @@ token's feature is its p x p x 3 patch). The probes:
    Scored on the token grid (a token is "square" when more than half its
    pixels are; ceiling 1.0), with the pixel-level IoU and its oracle ceiling
    (the token-grid ground truth upsampled) beside it, and split by frame
-   position and by the videos' direction (axis / diagonal).
+   position and by the videos' direction (axis / diagonal). Beside it, the
+   best single cluster of k-means with K = 5 (RVM Sec. 4.4 draws K = 5, and
+   Fig. 6's square is one of those clusters): is one cluster the square?
 2. Motion probe: a linear classifier on the mean-pooled features of a video
    predicts the square's direction of motion (8 classes, chance 1/8).
 3. Label propagation (SiamMAE Sec. 4, App. A Table 4b; RVM Sec. 4): the first
@@ -25,7 +27,15 @@ token's feature is its p x p x 3 patch). The probes:
 5. Shape-kind probe (semantic features, SIGMA Sec. 1): a linear classifier of
    each token's class (background / square / disc / triangle) on held-out
    shapes videos, mean recall over classes (chance 1/4).
-6. Cost: seconds of feature extraction per video.
+Beside them, the cost: seconds of feature extraction per video.
+
+Views (--remove): "position" scores every row on its features minus, at each
+token's place, the mean feature there over held-out reference videos of the
+probe's world (`PositionRemoved`): a position-dependent component the model
+adds whatever the content (Denoising Vision Transformers, Yang et al. 2024,
+removes the same kind of artifact). The table's first line names the view. A
+view is admissible only if the random-init twins and raw pixels stay at chance
+under it (docs/results.md).
 
 Held-out data (toyworld.py): training items draw their video's seed at random
 from [0, 2**62); the videos here are made directly from the seeds
@@ -37,6 +47,7 @@ raw pixels, a one-line motion detector), are in docs/results.md.
 """
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -96,13 +107,37 @@ def random_twins(checkpoints, seeds=1):
     return twins
 
 
+class PositionRemoved(nn.Module):
+    """The "position removed" view of a feature extractor (--remove position): every token's feature minus the mean
+    feature at its place (h, w), over all frames of held-out reference videos of the same world. What a model adds
+    at a place whatever the content (its position code, and in the noise square the static texture it keeps there)
+    goes; what changes with the content stays (Denoising Vision Transformers, Yang et al. 2024, remove the same kind
+    of position artifact). reference (V, T, 3, H, W): videos none of the scored ones."""
+
+    def __init__(self, model, reference, device, batch_size=8):
+        super().__init__()
+        self.model = model
+        self.mean = extract(model, reference, device, batch_size)[0].mean((0, 1))   # (h, w, D) per place
+
+    def features(self, video):
+        return features(self.model, video) - self.mean.to(video.device)          # (B, T, h, w, D)
+
+
+def features(model, video):
+    """methods.video_features of a model or of a view (PositionRemoved): a view passes whole videos on, so that a
+    recurrent model still sees every frame in order."""
+    if isinstance(model, PositionRemoved):
+        return model.features(video)
+    return methods.video_features(model, video)
+
+
 def extract(model, videos, device, batch_size=8, label=""):
     """videos (V, T, 3, H, W) -> features (V, T, h, w, D) on the CPU and
     seconds of feature extraction per video (bf16 autocast on CUDA)."""
     out, start = [], time.perf_counter()
     for i in range(0, len(videos), batch_size):
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            out.append(methods.video_features(model, videos[i:i + batch_size].to(device)).float().cpu())
+            out.append(features(model, videos[i:i + batch_size].to(device)).float().cpu())
         if label and len(videos) > batch_size:
             print(f"    {label}: features {min(i + batch_size, len(videos))}/{len(videos)} videos", flush=True)
     return torch.cat(out), (time.perf_counter() - start) / len(videos)
@@ -111,11 +146,14 @@ def extract(model, videos, device, batch_size=8, label=""):
 # ----------------------------------------------------------------------------
 # the probes
 
+BEST_K = 5   # the k-means of RVM Sec. 4.4's pictures (Fig. 5, 6): the best single cluster's IoU is scored beside K = 2
+
 
 def probe_noise_square(model, patch, videos, masks, device, label, directions=None):
     """Metric 1 (RVM Fig. 6): k-means K = 2 per video, best match, IoU of
     the square per frame on the token grid; the pixel-level IoU beside it,
-    with its ceiling (the token-grid ground truth scored at pixel level).
+    with its ceiling (the token-grid ground truth scored at pixel level), and
+    the IoU of the best single cluster of a K = 5 k-means (`metrics.best_cluster`).
     With the videos' direction classes (V,), also the IoU of the videos moving
     along an axis and of those moving diagonally: an axis move keeps the square
     in one band of rows (or columns); in the default world (4 x 4 square tokens
@@ -126,11 +164,13 @@ def probe_noise_square(model, patch, videos, masks, device, label, directions=No
     feats, sec = extract(model, videos, device, label=label)              # (V, T, h, w, D)
     V, T, h, w, D = feats.shape
     up = lambda m: m.repeat_interleave(patch, -2).repeat_interleave(patch, -1)   # token grid -> pixels, nearest
-    tok, pix, ceiling = [], [], []
+    tok, pix, ceiling, best = [], [], [], []
     for v in range(V):
         truth = metrics.token_fractions(masks[v].long(), patch, 2)[..., 1] > 0.5  # (T, h, w) square: most pixels
         pred, per_frame = metrics.square_iou(feats[v], truth, seed=v)             # (T, h, w), (T,)
         tok.append(per_frame)
+        clusters = metrics.kmeans(feats[v].reshape(-1, D), min(BEST_K, T * h * w), seed=v)[0].reshape(T, h, w)
+        best.append(metrics.best_cluster(clusters, truth)[1].mean())
         pix.append(metrics.iou(up(pred), masks[v], dims=(-2, -1)))
         ceiling.append(metrics.iou(up(truth), masks[v], dims=(-2, -1)))
     tok = torch.stack(tok)                                                # (V, T)
@@ -138,7 +178,7 @@ def probe_noise_square(model, patch, videos, masks, device, label, directions=No
     out = {"iou": per_frame.mean().item(), "iou_early": per_frame[:4].mean().item(),
            "iou_late": per_frame[T // 2:].mean().item(), "iou_per_frame": [round(x, 4) for x in per_frame.tolist()],
            "iou_pixel": torch.stack(pix).mean().item(), "iou_pixel_ceiling": torch.stack(ceiling).mean().item(),
-           "sec_per_video": sec}
+           "iou_best_cluster_k5": torch.stack(best).mean().item(), "sec_per_video": sec}
     if directions is not None:
         per_video = tok.mean(1)                                           # (V,)
         diagonal = torch.tensor([toyworld.DIRECTIONS[int(c)] % 90 != 0 for c in directions])
@@ -180,7 +220,7 @@ def probe_propagation(model, patch, shapes, device, lengths, lp, label):
 
 
 def probe_kinds(model, patch, train_set, test_set, device, label):
-    """Metric 6 (semantic features, SIGMA Sec. 1, Fig. 1): a linear classifier of each
+    """Metric 5 (semantic features, SIGMA Sec. 1, Fig. 1): a linear classifier of each
     token's class, background / square / disc / triangle (the object most of its pixels
     show), fit on the tokens of the train shapes videos and scored on the test videos'
     as the mean recall over classes (chance 1/4). Colours are random and a token is
@@ -306,6 +346,11 @@ def last_logged(out, key):
 # ----------------------------------------------------------------------------
 # the table
 
+VIEWS = {"none": "the features as they are",
+         "position": "position removed (each token minus the mean feature at its place over held-out reference "
+                     "videos of the probe's world)"}
+REFERENCE_OFFSET = 50_000   # --remove position's reference videos: seeds this far into each probe's block
+
 
 def evaluate_all(entries, args, device):
     """entries: [(name, model, patch)] -> one row (dict) per entry."""
@@ -329,20 +374,32 @@ def evaluate_all(entries, args, device):
              for first in (0, 50_000)]                                     # train, test
     kinds_train, kinds_test = [(v, c) for v, _, c in kinds]
     lp = dict(n_context=args.lp_context, radius=args.lp_radius, topk=args.lp_topk, temperature=args.lp_temperature)
+    if args.remove == "position":   # reference videos of each probe's world, seeds none of the scored ones use
+        noise_ref = toyworld.noise_square_set(args.reference_videos, T, size, base["iou"] + REFERENCE_OFFSET, square,
+                                              **world)[0]
+        shapes_ref = toyworld.shapes_set(args.reference_videos, args.kind_frames, size,
+                                         base["shapes"] + REFERENCE_OFFSET)[0]
     rows = []
     for name, model, patch in entries:
         start = time.perf_counter()
         model = model.to(device).eval()
+        noise_view = shapes_view = model
+        if args.remove == "position":
+            print(f"[{name}] the mean feature at each place over {args.reference_videos} reference videos", flush=True)
+            noise_view = PositionRemoved(model, noise_ref, device)
+            shapes_view = PositionRemoved(model, shapes_ref, device)
         print(f"[{name}] noise-square IoU", flush=True)
-        row = {"model": name, **probe_noise_square(model, patch, iou_vids, iou_masks, device, name, iou_dirs)}
+        row = {"model": name, "view": VIEWS[args.remove],
+               **probe_noise_square(noise_view, patch, iou_vids, iou_masks, device, name, iou_dirs)}
         print(f"[{name}] motion probe", flush=True)
-        row.update(probe_motion(model, probe_train, probe_test, device, name))
+        row.update(probe_motion(noise_view, probe_train, probe_test, device, name))
         print(f"[{name}] label propagation", flush=True)
-        row.update(probe_propagation(model, patch, shapes, device, lengths, lp, name))
+        row.update(probe_propagation(shapes_view, patch, shapes, device, lengths, lp, name))
         print(f"[{name}] shape-kind probe", flush=True)
-        row.update(probe_kinds(model, patch, kinds_train, kinds_test, device, name))
+        row.update(probe_kinds(shapes_view, patch, kinds_train, kinds_test, device, name))
         row["eval_seconds"] = time.perf_counter() - start
-        print(f"[{name}] IoU {row['iou']:.3f}  motion {row['motion_acc']:.3f}  J {row['J']:.3f}  "
+        print(f"[{name}] IoU {row['iou']:.3f} (K={BEST_K} best cluster {row['iou_best_cluster_k5']:.3f})  "
+              f"motion {row['motion_acc']:.3f}  J {row['J']:.3f}  "
               f"kind {row['kind_acc']:.3f}  "
               f"({row['eval_seconds']:.0f} s)", flush=True)
         rows.append(row)
@@ -351,13 +408,15 @@ def evaluate_all(entries, args, device):
 
 def markdown(rows, args):
     L0, T = args.lengths[0], args.frames
-    head = ["model", "noise-sq IoU", "IoU t<4", f"IoU t>={T // 2}", "IoU axis / diagonal", "pixel IoU (ceiling)",
-            "motion acc", f"J ({L0} fr)", *[f"J{L}/J{L0}" for L in args.lengths[1:]], "kind acc",
-            f"s/video ({T} fr)"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    head = ["model", "noise-sq IoU", f"IoU K={BEST_K} best cluster", "IoU t<4", f"IoU t>={T // 2}",
+            "IoU axis / diagonal", "pixel IoU (ceiling)", "motion acc", f"J ({L0} fr)",
+            *[f"J{L}/J{L0}" for L in args.lengths[1:]], "kind acc", f"s/video ({T} fr)"]
+    view = VIEWS[args.remove] + (f", {args.reference_videos} per world" if args.remove != "none" else "")
+    lines = [f"View: {view}.", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         split = " / ".join("n/a" if r.get(k) is None else f"{r[k]:.3f}" for k in ("iou_axis", "iou_diagonal"))
-        cells = [r["model"], f"{r['iou']:.3f}", f"{r['iou_early']:.3f}", f"{r['iou_late']:.3f}", split,
+        cells = [r["model"], f"{r['iou']:.3f}", f"{r['iou_best_cluster_k5']:.3f}", f"{r['iou_early']:.3f}",
+                 f"{r['iou_late']:.3f}", split,
                  f"{r['iou_pixel']:.3f} ({r['iou_pixel_ceiling']:.3f})", f"{r['motion_acc']:.3f}", f"{r['J']:.3f}",
                  *["n/a" if r["stability"][L] is None else f"{r['stability'][L]:.3f}" for L in args.lengths[1:]],
                  f"{r['kind_acc']:.3f}", f"{r['sec_per_video']:.3f}"]
@@ -365,7 +424,10 @@ def markdown(rows, args):
     square = args.square or args.world.get("square") or toyworld.noise_square_options(args.size)["square"]
     notes = [
         f"- noise-sq IoU: k-means K=2 on each of {args.iou_videos} held-out videos of the world {args.world_spec} "
-        f"({T} frames, {square}-px square on {args.size}-px frames), clusters matched to square / background, IoU on the token grid (ceiling 1). "
+        f"({T} frames, {square}-px square on {args.size}-px frames), clusters matched to square / background, "
+        f"IoU on the token grid (ceiling 1). "
+        f"IoU K={BEST_K} best cluster: k-means K={BEST_K} on each video, the IoU of the one cluster that best "
+        f"matches the square (RVM Sec. 4.4 draws K={BEST_K}). "
         f"IoU axis / diagonal: the videos moving along an axis / diagonally. "
         f"Pixel IoU: the same at pixel level (ceiling: the token-grid ground truth).",
         f"- motion acc: linear probe on mean-pooled features, {args.probe_train} train / {args.probe_test} test "
@@ -384,8 +446,9 @@ def markdown(rows, args):
 
 def get_parser():
     p = argparse.ArgumentParser(description="Evaluate checkpoints in the toy world: noise-square IoU, motion probe, "
-                                "label propagation, long-horizon stability, cost; one table (+ random-init and "
-                                "raw-pixel baselines).", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                "label propagation, long-horizon stability, shape-kind probe, cost; one table "
+                                "(+ random-init and raw-pixel baselines).",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--ckpt", action="append", required=True, help="a train.py checkpoint (repeat to compare)")
     p.add_argument("--out", default="results", help="folder for results.md and results.json")
     p.add_argument("--iou-videos", type=int, default=16, help="held-out noise-square videos for the IoU")
@@ -405,6 +468,10 @@ def get_parser():
     p.add_argument("--lp-topk", type=int, default=7, help="label propagation: neighbours kept per token")
     p.add_argument("--lp-temperature", type=float, default=0.7, help="label propagation: softmax temperature")
     p.add_argument("--twin-seeds", type=int, default=1, help="random-init twins per checkpoint, seeds 0.. (spread)")
+    p.add_argument("--remove", choices=list(VIEWS), default="none", help="the view every row is scored on; position: "
+                   "each token minus the mean feature at its place over reference videos of the probe's world")
+    p.add_argument("--reference-videos", type=int, default=16, help="--remove position: held-out reference videos "
+                   "per world")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto: cuda if available")
     return p
 
@@ -412,13 +479,27 @@ def get_parser():
 def main(argv=None):
     parser = get_parser()
     args = parser.parse_args(argv)
+    reason = runs.check_out_folder(args.out)   # before any work: a bad --out never costs an evaluation
+    if reason:
+        parser.error(reason)
     try:
         args.lengths = [int(x) for x in args.lengths.split(",")]
     except ValueError:
         parser.error(f"--lengths must be comma-separated integers; got {args.lengths!r}")
     if min(args.iou_videos, args.frames, args.probe_train, args.probe_test, args.probe_frames, args.shapes_videos,
-           args.kind_videos, args.kind_frames, args.twin_seeds, *args.lengths) < 1:
-        parser.error("video counts, --frames, --probe-frames, --kind-frames, --twin-seeds and --lengths must be >= 1")
+           args.kind_videos, args.kind_frames, args.twin_seeds, args.reference_videos) < 1:
+        parser.error("video counts, --frames, --probe-frames, --kind-frames, --twin-seeds and --reference-videos "
+                     "must be >= 1")
+    if min(args.lengths) < 2:   # J leaves out the given first frame: one frame scores nothing (J = nan)
+        parser.error(f"--lengths must be frame counts >= 2 (J scores the frames after the given first); "
+                     f"got {','.join(map(str, args.lengths))}")
+    if args.lp_topk < 1 or args.lp_context < 0 or args.lp_radius < 0:
+        parser.error(f"--lp-topk must be >= 1 and --lp-context, --lp-radius >= 0; got --lp-topk {args.lp_topk}, "
+                     f"--lp-context {args.lp_context}, --lp-radius {args.lp_radius}")
+    if not (math.isfinite(args.lp_temperature) and args.lp_temperature > 0):   # 0: a softmax of inf, J = 0 silently
+        parser.error(f"--lp-temperature must be a number > 0; got {args.lp_temperature}")
+    if args.square is not None and args.square < 1:
+        parser.error(f"--square must be a side in pixels >= 1; got {args.square}")
     try:
         device = methods.device_for(args.device)
     except ValueError as e:
@@ -435,6 +516,8 @@ def main(argv=None):
     if len(sizes) > 1:
         parser.error(f"the checkpoints differ in img_size {sorted(sizes)}; evaluate them separately")
     args.size = sizes.pop()
+    if args.square is not None and args.square > args.size:
+        parser.error(f"--square must be a side in pixels from 1 to the frame's {args.size}; got {args.square}")
     try:   # the noise-square world of the IoU and motion probes, as train.py's --data (options checked here)
         kind, world = data.world_spec(args.world, args.size)
     except ValueError as e:
@@ -455,12 +538,10 @@ def main(argv=None):
     table = markdown(rows, args)
     print("\n" + table)
     os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "results.md"), "w") as f:
-        f.write(table)
-    with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump({"rows": rows, "checkpoints": args.ckpt, "eval_seed": toyworld.EVAL_SEED,
-                   "seed_blocks": toyworld.SEED_BLOCKS,
-                   "settings": {k: v for k, v in vars(args).items() if k != "ckpt"}}, f, indent=1)
+    runs.write_atomic(os.path.join(args.out, "results.md"), table)
+    runs.write_atomic(os.path.join(args.out, "results.json"), json.dumps(
+        {"rows": rows, "checkpoints": args.ckpt, "eval_seed": toyworld.EVAL_SEED, "seed_blocks": toyworld.SEED_BLOCKS,
+         "settings": {k: v for k, v in vars(args).items() if k != "ckpt"}}, indent=1))
     print(f"wrote {os.path.join(args.out, 'results.md')} and results.json", flush=True)
 
 
