@@ -42,10 +42,10 @@ ROLES = ["docstring", "Config", "sample", "helpers", "__init__"] + STAGES
 
 # A reference to the paper: Sec. 3.2, Eq. 3-4, Table 2a/2b, Fig. 6, App. A. A keyword that ends a line is linked
 # too: its number is on the next line ("(Eq.\n5-7"), and a line is the unit of the code column.
-NUM = r"(?:\d+(?:\.\d+)*[a-z]?|[A-Z]\b)"
-REF = re.compile(rf"\b(?:Sec|Section|Eq|Table|Fig|App)s?\b\.?(?:[ \t]+{NUM}(?:\s*[-/,]\s*{NUM}\b(?![ \t]*\w*\s*\())*"
-                 rf"|(?=[ \t]*$))")
-URL = re.compile(r"https?://[^\s)>\]]+[^\s)>\].,;:]")
+NUM = r"\d+(?:\.\d+)*[a-z]?"    # 3, 3.2, 3b
+REF = re.compile(rf"\b(?:Sec|Section|Eq|Table|Fig|App)s?\b\.?(?:[ \t]+(?:{NUM}|[A-Z]\b)(?:[ \t]*[-/,][ \t]*{NUM})*"
+                 r"|(?=[ \t]*$))")
+URL = re.compile(r"https?://[^\s)>\]&]+[^\s)>\]&.,;:]")   # in escaped text: &quot; ends a URL
 
 
 def fail(msg):
@@ -335,14 +335,15 @@ class Typesetter:
         pieces, pos = [], 0
         for m in itertools.chain(FORMULA_REF.finditer(text), [None]):
             math = text[pos:m.start() if m else len(text)]
-            if math.strip(" ,"):
-                lead = math[:len(math) - len(math.lstrip())]
-                svg = self.svg(math.strip(" ,"))
+            core = math.strip(" ,")
+            if core:   # the separators around a formula stay text, so the line reads as in the file
+                lead, trail = math[:math.index(core)], math[math.index(core) + len(core):]
+                svg = self.svg(core)
                 if svg is None:
                     return None
-                pieces.append(esc(lead) + svg + (", " if math.rstrip().endswith(",") else ""))
+                pieces.append(esc(lead) + svg + esc(trail))
             if m:
-                pieces.append(" " + inline(m[0], url) + " ")
+                pieces.append(inline(m[0], url))
                 pos = m.end()
         return "".join(pieces)
 
@@ -450,7 +451,7 @@ class Site:
                 tree = ast.parse(source)
             except SyntaxError as e:
                 fail(f"{path.name}:{e.lineno}: cannot parse: {e.msg}")
-            self.files[name] = (source, source.split("\n"), tree)
+            self.files[name] = (source, source.splitlines(), tree)
         self.methods = list(self.papers)
         # each file read once: its highlighted lines, its prose lines, its roles
         self.code = {n: highlight(src, self.url(n)) for n, (src, _, _) in self.files.items()}
@@ -535,7 +536,7 @@ class Site:
         sections, current = [], None
         module_doc = docstring_node(tree)
         module_doc = range(module_doc.lineno, module_doc.end_lineno + 1) if module_doc else range(0)
-        for n in range(1, len(lines) + 1):
+        for n in range(1, len(lines) + 1):   # every line of the file once, in a prose or a code column
             is_prose, prev_code = n in prose, current and current["code"] and n - 1 not in prose
             own_doc = current and current["def"] and n in docs.get(current["def"][0], ())
             if current is None or n in starts or (is_prose and prev_code and not own_doc):
@@ -610,7 +611,7 @@ class Site:
                     differ_b.update(range(j1, j2))
             body.append(f'<section class="role" id="role-{role}"><h2>{role}</h2><div class="pair">')
             for name, other, segments, numbers, differ in ((a, b, sa, na, differ_a), (b, a, sb, nb, differ_b)):
-                body.append('<div class="side">')
+                body.append(f'<div class="side" data-method="{name}">')
                 if not segments:
                     body.append(f'<div class="missing" data-role="{role}" data-method="{name}">missing: {name}.py '
                                 f"has no {esc(role)}</div></div>")
@@ -737,7 +738,9 @@ class Site:
     def build(self, out):
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "style.css").write_text(CSS + HtmlFormatter(style="default").get_style_defs(".code"))
+        # Pygments' colours, then the code column's own white (its style would make it the prose column's grey)
+        (out / "style.css").write_text(CSS + HtmlFormatter(style="default").get_style_defs(".code")
+                                       + "\n.code { background: #fff; }\n")
         written = []
         for name in self.methods + ["vit"]:
             written.append(out / f"{name}.html")
