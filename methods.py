@@ -76,6 +76,26 @@ def read_checkpoint(path):
     return ckpt
 
 
+def config_from_checkpoint(ckpt):
+    """A checkpoint's Config -> (cfg, the fields it lacked). A checkpoint older than the code lacks the fields added
+    since; they take the values of the preset its run was started with (train.preset), never silently the tiny
+    dataclass defaults. A checkpoint without a recorded preset that lacks fields is refused in one line."""
+    module, saved = METHODS[ckpt["method"]], dict(ckpt["config"])
+    names = [f.name for f in dataclasses.fields(module.Config)]
+    unknown, missing = sorted(set(saved) - set(names)), [n for n in names if n not in saved]
+    if unknown:
+        raise ValueError(f"its config has fields {', '.join(unknown)} that {ckpt['method']}.Config does not know "
+                         f"(written by another version of the code?)")
+    preset = (ckpt.get("train") or {}).get("preset")
+    if missing and not hasattr(module.Config, str(preset)):
+        raise ValueError(f"its config lacks {', '.join(missing)} and names no preset to take them from "
+                         f"(written by another version of the code?)")
+    if missing:
+        defaults = dataclasses.asdict(getattr(module.Config, preset)())
+        saved.update({n: defaults[n] for n in missing})
+    return module.Config(**saved), missing
+
+
 def load_checkpoint(path, device="cpu", parts=None):
     """Rebuild a trained model from a train.py checkpoint, in eval mode, without
     any process group. Returns (model, cfg, meta); meta has method, step,
@@ -83,9 +103,11 @@ def load_checkpoint(path, device="cpu", parts=None):
     parts {method: {keyword: function}}: as train.main's, for a model trained with them."""
     ckpt = read_checkpoint(path)
     try:
-        cfg = METHODS[ckpt["method"]].Config(**ckpt["config"])
-    except TypeError as e:
-        raise ValueError(f"{path}: its config does not fit {ckpt['method']}.Config ({e})") from None
+        cfg, filled = config_from_checkpoint(ckpt)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path}: its config does not fit {ckpt['method']}.Config ({runs.first_line(e)})") from None
+    if filled:
+        print(f"note: {path} predates config fields {', '.join(filled)}; they take its preset's values", file=sys.stderr)
     mine = (parts or {}).get(ckpt["method"], {})
     if set(ckpt.get("parts", {})) - set(mine):   # trained with a part given now as the reference's: say so
         print(f"note: {path} was trained with {ckpt['parts']}; it is rebuilt with the reference's", file=sys.stderr)

@@ -128,17 +128,19 @@ def test_resume_survives_a_cut_metrics_line_and_a_full_disk(tmp_path, monkeypatc
     with open(path, "a") as f:
         f.write('{"step": 4, "lo')                                      # a crash mid-append
     history = path.read_text()
-    real_open = open
+    real_fdopen = os.fdopen
 
-    def full_disk(file, mode="r", *a, **k):
-        if str(file).endswith("metrics.jsonl.tmp") and "w" in mode:
+    def full_disk(fd, mode="r", *a, **k):   # runs.write_atomic's temporary for metrics.jsonl cannot be written
+        if "metrics.jsonl" in os.readlink(f"/proc/self/fd/{fd}") and "w" in mode:
+            os.close(fd)
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real_open(file, mode, *a, **k)
-    monkeypatch.setattr("builtins.open", full_disk)
-    with pytest.raises(OSError, match="could not rewrite .*metrics.jsonl.*previous one is kept"):
+        return real_fdopen(fd, mode, *a, **k)
+    monkeypatch.setattr(os, "fdopen", full_disk)
+    with pytest.raises(OSError, match="could not write .*metrics.jsonl.*No space left.*previous one is kept"):
         train.main(argv("siammae", out, "--resume", steps=5))
     monkeypatch.undo()
-    assert path.read_text() == history and not (out / "metrics.jsonl.tmp").exists()
+    assert path.read_text() == history and not list(out.glob("*.tmp")) and not list(out.glob(".*.tmp"))
+    assert not (out / ".lock").exists()                              # the lock goes with the failed run
     train.main(argv("siammae", out, "--resume", steps=5))
     assert "line 4 is not a metrics row" in capsys.readouterr().out
     assert [r["loss"] for r in metrics(out)] == [r["loss"] for r in metrics(straight)]
@@ -172,10 +174,10 @@ def test_a_full_disk_during_a_checkpoint_write_keeps_the_previous_one_and_it_res
             fh.write(b"half a checkpoint")
         raise OSError(errno.ENOSPC, "No space left on device")
     monkeypatch.setattr(train.torch, "save", full_disk)
-    with pytest.raises(OSError, match="could not write .*ckpt.pt .*No space left.*the previous checkpoint is kept"):
+    with pytest.raises(OSError, match="could not write .*ckpt.pt .*No space left.*the previous one is kept"):
         train.main(argv("siammae", out, "--resume", steps=5))            # trains to 5, then the write fails
     monkeypatch.setattr(train.torch, "save", save)
-    assert methods.read_checkpoint(str(out / "ckpt.pt"))["step"] == 3 and not (out / "ckpt.pt.tmp").exists()
+    assert methods.read_checkpoint(str(out / "ckpt.pt"))["step"] == 3 and not list(out.glob(".*.tmp"))
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # Ctrl-C is Python's again
     train.main(argv("siammae", out, "--resume", steps=5))
     assert [r["loss"] for r in metrics(out)] == [r["loss"] for r in metrics(straight)]
@@ -260,13 +262,13 @@ def test_checkpoint_errors_name_the_path_and_writes_are_atomic(tmp_path, monkeyp
             fh.write(data[:1000])
         raise OSError("disk full")
     monkeypatch.setattr(train.torch, "save", dies_halfway)
-    with pytest.raises(OSError, match="could not write .*ckpt.pt .*disk full.*the previous checkpoint is kept"):
+    with pytest.raises(OSError, match="could not write .*ckpt.pt .*disk full.*the previous one is kept"):
         train.save_checkpoint(path, {"step": 99})
-    assert not os.path.exists(path + ".tmp")                         # no half-written file left behind
+    assert not list(tmp_path.glob(".*.tmp"))                         # no half-written file left behind
     def torch_full_disk(obj, f):                                     # how torch's zip writer reports ENOSPC
         raise RuntimeError("[enforce fail at inline_container.cc:672] . PytorchStreamWriter failed writing file")
     monkeypatch.setattr(train.torch, "save", torch_full_disk)
-    with pytest.raises(OSError, match="could not write .*PytorchStreamWriter failed.*previous checkpoint is kept"):
+    with pytest.raises(OSError, match="could not write .*PytorchStreamWriter failed.*previous one is kept"):
         train.save_checkpoint(path, {"step": 99})
     model, cfg, meta = methods.load_checkpoint(path)
     assert meta["step"] == 1 and meta["versions"]["torch"] == str(torch.__version__)
@@ -376,12 +378,13 @@ def test_command_line_error_has_no_traceback(tmp_path):
     res = subprocess.run([sys.executable, "train.py", "--method", "rvm", "--data", str(tmp_path / "none")],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and "Traceback" not in res.stderr and str(tmp_path / "none") in res.stderr
-    taken = tmp_path / "a_file"                                     # --out is a file: an I/O error, one line
+    taken = tmp_path / "a_file"                                     # --out is a file: bad input, named, one line
     taken.write_text("")
     res = subprocess.run([sys.executable, "train.py", "--method", "rvm", "--steps", "1", "--out", str(taken)],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert res.returncode == 1 and "Traceback" not in res.stderr and res.stderr.startswith("error: ")
-    assert len(res.stderr.strip().splitlines()) == 1 and str(taken) in res.stderr
+    errors = [line for line in res.stderr.splitlines() if "error:" in line]
+    assert res.returncode == 2 and "Traceback" not in res.stderr and len(errors) == 1
+    assert f"--out {taken} is a file, not a folder" in errors[0] and taken.read_text() == ""
 
 
 # ----------------------------------------------------------------------------
