@@ -1,11 +1,19 @@
-"""Bad input through the real command lines (train, evaluate, viz `main(argv)`):
-each case ends with its exit code and one line of error, no traceback, and
-leaves the run folder it was pointed at loadable."""
+"""Bad input through the real command lines (train, evaluate, viz `main(argv)`): each case ends with exit code 2 and
+one line of error, no traceback, and leaves every file of the run folder it was pointed at byte for byte as it was.
+Then the ways a run folder used to be lost (issue 40): a fresh run into a folder that holds one, two runs at once,
+a checkpoint that is a folder, a signal during a very long step."""
+import hashlib
+import os
+import signal
+import socket
+import time
+
 import pytest
 import torch
 
 import evaluate
 import methods
+import runs
 import train
 import viz
 from helpers import write_ckpt
@@ -57,6 +65,15 @@ CASES = [   # (entry point, arguments; RUN = the finished run's folder, F = the 
     (T, ["--method", "rvm", "--out", "RUN", "--resume", "--steps", "1"], "the checkpoint is at step 2 already"),
     (T, ["--method", "rvm", "--out", "RUN", "--resume"], "the checkpoint is at step 2 already"),
     (T, ["--method", "rvm", "--set", "projector=x"], "unknown config key 'projector'"),
+    (T, ["--method", "rvm", "--seed", str(2 ** 64)], "--seed must be in [0, 2^63 - 1]"),
+    (T, ["--method", "rvm", "--seed", "-1"], "--seed must be in [0, 2^63 - 1]"),
+    (T, ["--method", "rvm", "--batch-size", str(10 ** 9)], "for the frames alone"),
+    (T, ["--method", "rvm", "--out", "F/garbage.pt"], "--out F/garbage.pt is a file, not a folder"),
+    (T, ["--method", "rvm", "--out", "F/garbage.pt/run"], "is a file, not a folder"),
+    (T, ["--method", "rvm", "--out", "RUN"], "already holds a run: continue it with --resume, or give another --out"),
+    (T, ["--method", "siammae", "--out", "RUN"], "already holds a run"),
+    (T, ["--method", "rvm", "--out", "RUN", "--overwrite", "--resume"], "give one of them"),
+    (T, ["--method", "rvm", "--peak-tflops", "0"], "--peak-tflops must be a number > 0"),
     (T, ["--method", "sigma", "--set", "projector=F/garbage.pt"], "projector: "),
     (T, ["--method", "sigma", "--set", "projector=F/evil.pt"], "refused: this file is not a plain checkpoint"),
     ("evaluate", ["--ckpt", "F/missing.pt"], "no checkpoint at"),
@@ -75,25 +92,117 @@ CASES = [   # (entry point, arguments; RUN = the finished run's folder, F = the 
 MAINS = {"train": train.main, "evaluate": evaluate.main, "viz": viz.main}
 
 
+def snapshot(folder):
+    """Every file under `folder` -> its bytes' hash: a run folder left "as it was" means this is equal."""
+    return {os.path.relpath(os.path.join(d, f), folder): hashlib.sha256(open(os.path.join(d, f), "rb").read()).digest()
+            for d, _, names in os.walk(folder) for f in names}
+
+
+def one_error_line(err, message):
+    errors = [line for line in err.splitlines() if "error:" in line]
+    return len(errors) == 1 and message in errors[0] and "Traceback" not in err
+
+
 @pytest.mark.parametrize("tool, args, message", CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
 def test_bad_input_is_one_line(files, tmp_path, capsys, tool, args, message):
-    args = [a.replace("RUN", str(files / "run")).replace("F/", f"{files}/") for a in args]
+    fill = lambda a: a.replace("RUN", str(files / "run")).replace("F/", f"{files}/")
+    args, message = [fill(a) for a in args], fill(message)
     fresh = tool == T and "--out" not in args
     if fresh:
         args += ["--out", str(tmp_path / "out")]
-    before = methods.read_checkpoint(str(files / "run" / "ckpt.pt"))
+    before = snapshot(files)
     with pytest.raises(SystemExit) as e:
         MAINS[tool](args)
     err = capsys.readouterr().err
-    errors = [line for line in err.splitlines() if "error:" in line]
     assert e.value.code == 2, err
-    assert len(errors) == 1 and message in errors[0], err
-    assert "Traceback" not in err
-    after = methods.read_checkpoint(str(files / "run" / "ckpt.pt"))          # the run folder still loads, unchanged
-    assert after["step"] == before["step"] and all(torch.equal(after["model"][k], v)
-                                                    for k, v in before["model"].items())
+    assert one_error_line(err, message), err
+    assert snapshot(files) == before                                 # every file byte for byte as it was
     assert not (fresh and (tmp_path / "out").exists())               # a run that fails its input leaves no folder
 
 
 def test_there_are_at_least_thirty_cases():
     assert len(CASES) >= 30
+
+
+# ----------------------------------------------------------------------------
+# a run folder is the user's work: never destroyed
+
+
+def test_a_fresh_run_never_replaces_a_run_and_overwrite_moves_it_aside(files, tmp_path, capsys):
+    run = tmp_path / "run"
+    train.main(["--method", "rvm", "--out", str(run), *TINY])
+    before = snapshot(run)
+    for method in ("rvm", "sigma"):   # the same method or another: refused, the folder as it was
+        with pytest.raises(SystemExit) as e:
+            train.main(["--method", method, "--out", str(run), *TINY])
+        assert e.value.code == 2 and one_error_line(capsys.readouterr().err, "already holds a run")
+        assert snapshot(run) == before
+    train.main(["--method", "siammae", "--out", str(run), "--overwrite", *TINY])
+    moved = [p for p in tmp_path.iterdir() if p.name.startswith("run.old-")]
+    assert len(moved) == 1 and snapshot(moved[0]) == before          # the old run, whole, beside the new one
+    assert "is now in" in capsys.readouterr().err
+    assert methods.read_checkpoint(str(run / "ckpt.pt"))["method"] == "siammae"
+
+
+def test_a_checkpoint_that_is_a_folder_is_refused_before_the_first_step(tmp_path, capsys):
+    run = tmp_path / "run"
+    (run / "ckpt.pt").mkdir(parents=True)
+    for extra in ([], ["--resume"]):
+        with pytest.raises(SystemExit) as e:
+            train.main(["--method", "rvm", "--out", str(run), *TINY, *extra])
+        assert e.value.code == 2 and one_error_line(capsys.readouterr().err, "ckpt.pt is not a file")
+    assert sorted(p.name for p in run.iterdir()) == ["ckpt.pt"]     # no metrics.jsonl: no step ran
+
+
+def test_two_runs_on_one_folder_the_second_refuses_and_a_stale_lock_is_taken_over(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    live = {"pid": os.getpid(), "host": socket.gethostname(), "since": "now"}   # this process: alive
+    (run / runs.LOCK_NAME).write_text(runs.json.dumps(live))
+    with pytest.raises(SystemExit) as e:
+        train.main(["--method", "rvm", "--out", str(run), *TINY])
+    assert e.value.code == 2 and one_error_line(capsys.readouterr().err, f"is in use by process {os.getpid()}")
+    assert sorted(p.name for p in run.iterdir()) == [runs.LOCK_NAME]
+    dead = dict(live, pid=2 ** 22 + 12345)                           # beyond pid_max's default: no such process
+    (run / runs.LOCK_NAME).write_text(runs.json.dumps(dead))
+    train.main(["--method", "rvm", "--out", str(run), *TINY])
+    assert "took over the lock" in capsys.readouterr().err
+    assert not (run / runs.LOCK_NAME).exists() and (run / "ckpt.pt").is_file()   # released at the end
+
+
+def test_atomic_writes_use_a_temporary_of_their_own(tmp_path, monkeypatch):
+    seen = []
+    real = os.replace
+    monkeypatch.setattr(os, "replace", lambda a, b: (seen.append(a), real(a, b)))
+    for _ in range(2):
+        runs.write_atomic(str(tmp_path / "x.txt"), "text")
+    assert len(set(seen)) == 2 and all(os.path.dirname(p) == str(tmp_path) for p in seen)
+    assert os.listdir(tmp_path) == ["x.txt"]
+
+
+def test_a_signal_during_a_very_long_step_stops_within_seconds(tmp_path, monkeypatch, capsys):
+    """SIGTERM arrives mid-forward of the third step, which would take 100 s: the run stops at once with 143, and
+    its checkpoint holds the second step's model (the abandoned step changed nothing)."""
+    Model = methods.MODELS["rvm"]
+    forward = Model.forward
+
+    def slow(self, batch):
+        if int(batch["step"]) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(100)                                          # a very long step
+        return forward(self, batch)
+    monkeypatch.setattr(Model, "forward", slow)
+    run = tmp_path / "run"
+    t0 = time.time()
+    with pytest.raises(SystemExit) as e:
+        train.main(["--method", "rvm", "--out", str(run), *TINY[:4], "--steps", "4", "--batch-size", "2",
+                    "--ckpt-every", "1", "--log-every", "1"])
+    assert e.value.code == 128 + signal.SIGTERM and time.time() - t0 < 30
+    assert "stopped by SIGTERM at step 2" in capsys.readouterr().out
+    monkeypatch.setattr(Model, "forward", forward)
+    straight = tmp_path / "straight"
+    train.main(["--method", "rvm", "--out", str(straight), *TINY[:4], "--steps", "4", "--stop-at", "2",
+                "--batch-size", "2", "--log-every", "1"])
+    a, b = (methods.read_checkpoint(str(d / "ckpt.pt")) for d in (run, straight))
+    assert a["step"] == b["step"] == 2 and all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL         # the handlers are given back
