@@ -119,6 +119,9 @@ def get_parser():
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint, exactly")
     p.add_argument("--overwrite", action="store_true",
                    help="start afresh in an --out that holds a run, after moving that run aside to OUT.old-TIME")
+    p.add_argument("--auto-resume", action="store_true",
+                   help="--resume if --out holds a checkpoint (nothing to do if it is finished), else start afresh "
+                        "(a run cut before its first checkpoint moved aside): what make demo uses")
     p.add_argument("--log-every", type=int, help="steps between log lines (default: the preset's)")
     p.add_argument("--ckpt-every", type=int, help="steps between checkpoints, 0: only at the end (default: preset's)")
     p.add_argument("--stop-at", type=int, help="save and stop after this step, as an interruption would")
@@ -165,6 +168,9 @@ def parse_args(argv):
     from or None). Bad input ends here in one line, before any process group, model or folder exists."""
     a = get_parser().parse_args(argv)
     out = a.out or f"runs/{a.method}-{a.preset or 'tiny'}"
+    if a.auto_resume and not (a.resume or a.overwrite) and runs.check_out_folder(out) is None:
+        a.resume = os.path.isfile(os.path.join(out, runs.CKPT_NAME))
+        a.overwrite = not a.resume and runs.holds_run(out)
     if a.overwrite and a.resume:
         bad_input("--overwrite starts afresh and --resume continues: give one of them")
     reason = runs.check_run_folder(out, resume=a.resume or a.overwrite)
@@ -191,6 +197,9 @@ def parse_args(argv):
                  ckpt_every=pick(a.ckpt_every, "ckpt_every"), stop_at=a.stop_at, device=a.device, dist=a.dist,
                  precision=a.precision, compile=a.compile, workers=a.workers, peak_tflops=a.peak_tflops,
                  verbose=a.verbose)
+    if a.auto_resume and resume and resume["step"] >= s.steps:
+        print0(f"{s.ckpt_path} is finished (step {resume['step']} of {s.steps}): nothing to do")
+        raise SystemExit(0)
     check_numbers(s, resume["step"] if resume else 0)
     return s, make_config(s, resume), resume
 

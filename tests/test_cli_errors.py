@@ -3,6 +3,7 @@ one line of error, no traceback, and leaves every file of the run folder it was 
 Then the ways a run folder used to be lost (issue 40): a fresh run into a folder that holds one, two runs at once,
 a checkpoint that is a folder, a signal during a very long step."""
 import hashlib
+import json
 import os
 import signal
 import socket
@@ -142,6 +143,18 @@ def test_a_fresh_run_never_replaces_a_run_and_overwrite_moves_it_aside(files, tm
     assert len(moved) == 1 and snapshot(moved[0]) == before          # the old run, whole, beside the new one
     assert "is now in" in capsys.readouterr().err
     assert methods.read_checkpoint(str(run / "ckpt.pt"))["method"] == "siammae"
+
+
+def test_auto_resume_starts_continues_and_then_has_nothing_to_do(tmp_path, capsys):
+    run, base = tmp_path / "run", ["--method", "rvm", "--out", str(tmp_path / "run"), *TINY[:4], "--batch-size", "2",
+                                   "--steps", "3", "--auto-resume"]
+    train.main([*base, "--stop-at", "2"])                            # no run yet: starts; cut at step 2
+    train.main(base)                                                 # continues to 3
+    assert [json.loads(line)["step"] for line in open(run / "metrics.jsonl")][-1] == 3
+    before = snapshot(run)
+    with pytest.raises(SystemExit) as e:
+        train.main(base)                                             # finished: nothing to do, nothing touched
+    assert e.value.code == 0 and "nothing to do" in capsys.readouterr().out and snapshot(run) == before
 
 
 def test_a_checkpoint_that_is_a_folder_is_refused_before_the_first_step(tmp_path, capsys):
