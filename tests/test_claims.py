@@ -1,7 +1,7 @@
-"""claims.py: the verdict rule on known numbers; every probe gives an oracle feature (the ground truth
-itself) its known score and a constant feature a low one; SIGMA's windows as sigma.features cuts them;
-the one-shape world's video label; each claim's rule on the papers' numbers and their reverse; runs
-trained once, resumed when cut, and measured to the same table."""
+"""claims.py and claimrun.py: the verdict rule on known numbers; every probe of the claims (evaluate.py's)
+gives an oracle feature (the ground truth itself) its known score and a constant feature a low one; SIGMA's
+windows as sigma.features cuts them; the one-shape world's video label; each claim's rule on the papers'
+numbers and their reverse; runs trained once, resumed when cut, and measured to the same table."""
 import concurrent.futures
 import importlib.util
 import json
@@ -14,6 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import claimrun
 import claims
 import data
 import evaluate
@@ -294,14 +295,13 @@ def test_claims_train_cache_resume_and_write_the_same_table(tmp_path, one_claim,
     cut = runs / "tiny-siammae-s1"
     # seed 1 cut after its first step, as an interruption would: claims.py continues it with --resume
     opts = types.SimpleNamespace(root=str(runs), steps=None, preset="tiny", device="cpu", verbose=False, jobs=1)
-    claims.RUNS["tiny-siammae"] += " --stop-at 1"
-    claims.train_run("tiny-siammae", 1, opts)
-    assert torch.load(cut / "ckpt.pt", weights_only=False)["step"] == 1 and not claims.finished(str(cut))
-    claims.RUNS["tiny-siammae"] = "--method siammae --data noise_square --steps 2"
+    words = claims.run_words("tiny-siammae", opts) + ["--stop-at", "1"]
+    claimrun.train_run("tiny-siammae", words, 1, opts)
+    assert torch.load(cut / "ckpt.pt", weights_only=False)["step"] == 1 and not claimrun.finished(str(cut))
     capsys.readouterr()
     assert claims.main(argv + ["--jobs", "2"]) == 0              # seed 0 trained while seed 1 is continued
     said = capsys.readouterr().out
-    assert "training tiny-siammae seed 1:" in said and "--resume" in said and claims.finished(str(cut))
+    assert "training tiny-siammae seed 1:" in said and "--resume" in said and claimrun.finished(str(cut))
     table = json.load(open(out / "claims.json"))
     row = table["claims"][0]
     assert row["verdict"] in ("reproduced", "not reproduced") and row["seeds"] == [0, 1]
@@ -329,8 +329,8 @@ def test_train_minutes_count_each_row_at_its_threads(tmp_path):
     rows = [{"step": 100, "ms_per_step": 60.0, "threads": 2}, {"step": 400, "ms_per_step": 120.0, "threads": 1},
             {"step": 500, "ms_per_step": 60.0}]                           # an older train.py: no threads logged
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) + "\n")
-    assert claims.train_minutes(str(tmp_path)) == pytest.approx((6000 + 36000 + 6000) / 6e4)
-    assert claims.train_minutes(str(tmp_path), cores=True) == pytest.approx((12000 + 36000 + 6000) / 6e4)
+    assert claimrun.train_minutes(str(tmp_path)) == pytest.approx((6000 + 36000 + 6000) / 6e4)
+    assert claimrun.train_minutes(str(tmp_path), cores=True) == pytest.approx((12000 + 36000 + 6000) / 6e4)
 
 
 def test_a_partial_table_keeps_the_other_claims_only_when_measured_the_same_way(tmp_path):
@@ -347,7 +347,8 @@ def test_a_partial_table_keeps_the_other_claims_only_when_measured_the_same_way(
 def test_run_commands_keep_the_tiny_lr_to_the_tiny_preset(tmp_path):
     """FRAME_LR is the tiny preset's: the small preset trains SiamMAE and ViC-MAE at the paper's blr."""
     opts = lambda preset: types.SimpleNamespace(steps=None, preset=preset, device="cpu")
-    tiny, small = (claims.run_command("siammae-shapes", 0, str(tmp_path), opts(p)) for p in ("tiny", "small"))
+    tiny, small = (claimrun.run_command(claims.run_words("siammae-shapes", opts(p)), 0, str(tmp_path), "cpu")
+                   for p in ("tiny", "small"))
     assert "blr=0.032" in tiny and "blr=0.032" not in small and small[small.index("--preset") + 1] == "small"
     assert [w for w in tiny if w not in ("--set", "blr=0.032", "tiny")] == \
         [w for w in small if w not in ("--set", "blr=0.032", "small")]
@@ -357,27 +358,27 @@ def test_train_all_sleeps_until_a_run_ends(monkeypatch):
     """With --jobs 2 the scheduler waits on the running runs only: waiting on a finished one returns at once, and
     the loop spun a core beside the runs whose minutes it was timing."""
     calls, real = [], concurrent.futures.wait
-    monkeypatch.setattr(claims.concurrent.futures, "wait", lambda fs, **kw: calls.append(1) or real(fs, **kw))
-    monkeypatch.setattr(claims, "train_run", lambda run, seed, opts: time.sleep(0.05 if seed == 0 else 0.3))
-    todo = [("run", s) for s in range(4)]
-    claims.train_all(todo, types.SimpleNamespace(jobs=2))
+    monkeypatch.setattr(claimrun.concurrent.futures, "wait", lambda fs, **kw: calls.append(1) or real(fs, **kw))
+    monkeypatch.setattr(claimrun, "train_run", lambda run, words, seed, opts: time.sleep(0.05 if seed == 0 else 0.3))
+    todo = [("run", [], s) for s in range(4)]
+    claimrun.train_all(todo, types.SimpleNamespace(jobs=2))
     assert 0 < len(calls) <= len(todo)                          # one wait per freed slot, not a busy loop
 
 
 def test_a_failed_run_ends_with_one_line_naming_its_log(tmp_path, monkeypatch):
-    monkeypatch.setattr(claims, "RUNS", {"bad": "--method siammae --data noise_square --steps 2 --set nope=1"})
+    words = "--method siammae --data noise_square --steps 2 --set nope=1".split()
     opts = types.SimpleNamespace(root=str(tmp_path), steps=None, preset="tiny", device="cpu", verbose=False, jobs=1)
     with pytest.raises(SystemExit, match="exit code 2; its log: .*bad-s0.*train.log"):
-        claims.train_run("bad", 0, opts)
+        claimrun.train_run("bad", words, 0, opts)
     # a run stopped by Ctrl-C (train.py saves and exits 130) is an interruption to continue, not a failure
-    monkeypatch.setattr(claims, "run_command", lambda *a: [sys.executable, "-c", "import sys; sys.exit(130)"])
+    monkeypatch.setattr(claimrun, "run_command", lambda *a: [sys.executable, "-c", "import sys; sys.exit(130)"])
     with pytest.raises(SystemExit, match="interrupted; the same command continues"):
-        claims.train_run("bad", 0, opts)
+        claimrun.train_run("bad", words, 0, opts)
 
 
 def test_measuring_a_run_not_trained_is_one_line(tmp_path):
     with pytest.raises(SystemExit, match="rvm-s0/ckpt.pt is not a finished run"):
-        claims.Runs(str(tmp_path), [0]).probe("rvm", "iou T16", evaluate.iou16)
+        claimrun.Runs(str(tmp_path), [0]).probe("rvm", "iou T16", evaluate.iou16)
 
 
 def test_bad_arguments_are_one_line_errors(capsys):
@@ -410,5 +411,8 @@ def test_probe_world_script_scores_a_checkpoint_on_its_own_world(tmp_path, capsy
 def test_every_claim_names_known_runs_and_says_its_rule():
     for name, c in claims.CLAIMS.items():
         assert set(c["runs"]) <= set(claims.RUNS), name
-        assert c["rule"] and c["probe"] and c["paper_value"]
+        assert c["rule"] and c["probe"] and c["paper_value"] and c["measure"].__name__ == name
+    assert all("--steps" in words.split() for words in claims.RUNS.values())   # claimrun needs a run's steps
     assert claims.main(["--list"]) == 0
+    with pytest.raises(TypeError, match="needs paper"):   # a claim registered without its text
+        claims.claim("nope", paper="-")
