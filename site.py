@@ -400,7 +400,7 @@ svg.math { vertical-align: middle; }
   white-space: pre-wrap; overflow-wrap: anywhere; min-height: 1.45em; }
 .ln { position: absolute; left: 0; width: 3.3em; text-indent: 0; text-align: right; color: #999; user-select: none; }
 .l:target { background: #fff7cf; }
-.l.d { background: #fff1c2; box-shadow: inset 4px 0 #e0a800; }
+.l.d { background: #fff6d6; box-shadow: inset 4px 0 #e0a800; }
 .role { border-top: 2px solid #23313f; margin-top: 1em; }
 .role h2 { margin-top: .5em; font-family: ui-monospace, monospace; }
 .pair { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 0 10px; }
@@ -410,7 +410,7 @@ svg.math { vertical-align: middle; }
 .notes { padding: .3em 16px .5em; margin: 0; }
 .note { margin: .2em 0; }
 .missing { margin: .5em 16px; padding: .5em 1em; background: #fde8e8; color: #8a1c1c; font-weight: 600; }
-.legend .d { background: #fff1c2; box-shadow: inset 4px 0 #e0a800; padding: 0 .4em; }
+.legend .d { background: #fff6d6; box-shadow: inset 4px 0 #e0a800; padding: 0 .4em; }
 table { border-collapse: collapse; font-size: .9em; }
 td, th { border: 1px solid #ddd; padding: .25em .6em; text-align: left; vertical-align: top; }
 th { background: #f0f0ea; }
@@ -418,7 +418,8 @@ th { background: #f0f0ea; }
 .flow .box { border: 2px solid #23313f; border-radius: 6px; padding: .3em .7em; background: #f8f7f2; }
 .flow .arrow { font-size: 1.4em; color: #555; }
 figure { margin: 1em 16px; }
-figure img { max-width: 100%; height: auto; border: 1px solid #ddd; }
+figure img { max-width: 100%; height: auto; border: 1px solid #ddd; margin-top: .5em; }
+figcaption ul { margin: .2em 0; }
 @media (max-width: 820px) {
   body { font-size: 16px; }
   .sec, .pair { grid-template-columns: minmax(0, 1fr); }
@@ -465,7 +466,7 @@ class Site:
     def nav(self, here):
         pages = [("index", "index")] + [(m, f"{m}.py") for m in self.methods] + [("vit", "vit.py")]
         pages += [(f"compare-{a}-{b}", f"{a} | {b}") for a, b in itertools.combinations(self.methods, 2)]
-        return "".join(f'<a href="{p}.html"{" class=" + chr(34) + "here" + chr(34) if p == here else ""}>'
+        return "\n".join(f'<a href="{p}.html"{" class=" + chr(34) + "here" + chr(34) if p == here else ""}>'
                        f"{esc(label)}</a>" for p, label in pages)
 
     def page(self, name, title, body):
@@ -620,10 +621,11 @@ class Site:
                             f"<b>{name}</b>: {self.role_note(name, role, other)}</p>")
                 code = self.code[name]
                 rows = []
-                for (qual, first, last, _), group in itertools.groupby(
+                for (qual, first, last, node), group in itertools.groupby(
                         zip(numbers, range(len(numbers))),
                         key=lambda t: next(s for s in segments if s[1] <= t[0] <= s[2])):
-                    rows.append(f'<h3><a href="{name}.html#{esc(qual)}">{esc(qual)}</a> '
+                    anchor = f"L{first}" if isinstance(node, ast.Expr) else qual   # the docstring has no name
+                    rows.append(f'<h3><a href="{name}.html#{esc(anchor)}">{esc(qual)}</a> '
                                 f'<span class="lines">L{first}-{last}</span></h3><div class="code">')
                     for n, i in group:
                         mark = " d" if i in differ else ""
@@ -640,7 +642,7 @@ class Site:
         """README.md's pictures: (path, alt text, the README's command that names the file, or None)."""
         out = []
         for alt, path in re.findall(r"!\[([^\]]*)\]\(([^)]+\.png)\)", self.readme):
-            commands = [c for c in re.findall(r"`([^`]+)`", self.readme) if path in c and " " in c]
+            commands = [" ".join(c.split()) for c in re.findall(r"`([^`]+)`", self.readme) if path in c and " " in c]
             out.append((path, alt, commands[0] if commands else None))
         return out
 
@@ -720,14 +722,13 @@ class Site:
                 continue
             site_img.append(src)
             recipe = self.make_recipe(command.split()[1]) if command and command.startswith("make ") else []
-            how = (f'made by <code>{esc(command)}</code>' if command else
-                   f"the README names no command that writes {esc(path)}")
+            how = (f"Made by <code>{esc(command)}</code>" if command else
+                   f"The README names no command that writes {esc(path)}.")
             if recipe:
-                how += f"; <code>make {esc(command.split()[1])}</code> runs: " + "; ".join(
-                    f"<code>{esc(r)}</code>" for r in recipe)
-            body.append(f'<figure><a href="#made-by-{i}"><img src="img/{src.name}" alt="{esc(alt)}"></a>'
-                        f'<figcaption id="made-by-{i}">{esc(alt)}. The picture is {esc(path)}, {how}.'
-                        f"</figcaption></figure>")
+                how += f", where <code>make {esc(command.split()[1])}</code> runs (Makefile):<ul>" + "".join(
+                    f"<li><code>{esc(r)}</code></li>" for r in recipe) + "</ul>"
+            body.append(f'<figure><figcaption id="made-by-{i}"><b>{esc(path)}</b>: {esc(alt)}.<br>{how}</figcaption>'
+                        f'<a href="#made-by-{i}"><img src="img/{src.name}" alt="{esc(alt)}"></a></figure>')
         body.append("</div>")
         return self.page("index", "Four ways to learn from video: the reading site", "\n".join(body)), site_img
 

@@ -5,6 +5,7 @@ The site is built once into site/ (as `make site` does), so the screenshots stay
 The roles and references are found here independently of site.py: by name with `ast`, and by a plain regex.
 """
 import ast
+import functools
 import importlib.util
 import os
 import re
@@ -55,7 +56,7 @@ class Page(HTMLParser):
         self.lines = defaultdict(list)      # line number -> [text of each element carrying it]
         self.refs = defaultdict(list)       # line number -> [(link text, href)]
         self.cells = defaultdict(list)      # (role, method) -> [line numbers]
-        self.missing, self.roles = set(), []
+        self.missing, self.roles, self.links = set(), [], []
         self.open_line = self.open_ref = None
         self.role = self.method = None
         self.feed(text)
@@ -67,6 +68,8 @@ class Page(HTMLParser):
         attrs = dict(attrs)
         if "id" in attrs:
             self.ids[attrs["id"]] += 1
+        if tag in ("a", "img", "link") and (attrs.get("href") or attrs.get("src")):
+            self.links.append(attrs.get("href") or attrs.get("src"))
         if tag in VOID:
             return
         kind = None
@@ -156,6 +159,7 @@ def site():
     return method_names()
 
 
+@functools.lru_cache(maxsize=None)   # the site is built once per run: parse each page once
 def parse(path):
     page = Page(path.read_text())
     assert not page.errors, f"{path.name}: {page.errors[:5]}"
@@ -172,6 +176,27 @@ def test_all_pages_are_built_and_valid_html(site):
         page = parse(SITE / name)
         doubled = [i for i, n in page.ids.items() if n > 1]
         assert not doubled, f"{name}: ids used more than once: {doubled[:5]}"
+
+
+def test_every_link_inside_the_site_resolves(site):
+    """Links between pages (the index's role table into every method page, nav, compare pages) and to anchors in
+    them, pictures and the stylesheet: each file exists, each #anchor is an id there."""
+    pages = {p.name: parse(p) for p in SITE.glob("*.html")}
+    checked = 0
+    for name, page in pages.items():
+        for link in page.links:
+            if link.startswith(("http://", "https://")):
+                continue
+            target, _, anchor = link.partition("#")
+            target = target or name
+            assert (SITE / target).exists(), f"{name}: {link} points to no file"
+            if anchor:
+                assert pages[target].ids[anchor] == 1, f"{name}: {link} points to no anchor"
+            checked += 1
+    index = pages["index.html"]
+    for m in site:
+        assert any(link.startswith(f"{m}.html#") for link in index.links), f"the index links into no part of {m}"
+    assert checked > 100
 
 
 def test_page_checker_catches_unbalanced_tags():
@@ -298,7 +323,7 @@ def test_screenshots_in_chromium_are_not_blank(site, tmp_path):
     shots = SITE / "screenshots"
     shots.mkdir(exist_ok=True)
     first, second = list(site)[:2]
-    prose_bg, keyword, marked = (248, 247, 242), (0, 128, 0), (255, 241, 194)   # site.py's CSS, Pygments' default
+    prose_bg, keyword, marked = (248, 247, 242), (0, 128, 0), (255, 246, 214)   # site.py's CSS, Pygments' default
     img = screenshot(browser, f"{first}.html", shots / f"{first}.png", (1280, 1600), tmp_path)
     assert colours(img) > 200, "the method page looks blank"
     left, right = img[:, :400], img[:, 560:]
