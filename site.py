@@ -214,6 +214,11 @@ def inline(text, url):
     return re.sub(r"(?<![\w*])\*(\w[^*<>]*?)\*(?![\w*])", r"<em>\1</em>", s)
 
 
+def line_class(line):
+    """A code line's CSS class: "l", or "l rule" for a comment that is only a rule (`# -----`)."""
+    return "l rule" if re.fullmatch(r"\s*#\s*[-=#*]{8,}\s*", line) else "l"
+
+
 def css_class(ttype):
     while ttype not in STANDARD_TYPES:
         ttype = ttype.parent
@@ -374,15 +379,15 @@ body { margin: 0; font: 18px/1.5 system-ui, -apple-system, "Segoe UI", sans-seri
 nav { padding: .5em 1em; background: #23313f; font-size: 15px; line-height: 1.9; }
 nav a { color: #fff; margin-right: 1em; text-decoration: none; white-space: nowrap; }
 nav a.here { border-bottom: 2px solid #ffd166; }
-main { max-width: 1600px; margin: 0 auto; }
+main { max-width: 1800px; margin: 0 auto; }
 h1 { font-size: 1.6em; margin: .6em 16px .2em; }
 h2 { font-size: 1.25em; margin: 1.2em 16px .4em; }
 p.lead, .index p, .index ul, .index table, .index figure, .index .flow { margin-left: 16px; margin-right: 16px; }
 a { color: #0b5cad; }
 a.ref { color: #0b5cad; text-decoration: underline dotted; }
 code { font: .88em ui-monospace, "DejaVu Sans Mono", Menlo, monospace; background: #eef1f4; padding: 0 .2em; }
-.sec { display: grid; grid-template-columns: minmax(0, 2fr) minmax(0, 3fr); border-top: 1px solid #e3e3e3; }
-.prose { padding: .4em 1.2em .6em 16px; background: #f8f7f2; }
+.sec { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 2fr); border-top: 1px solid #e3e3e3; }
+.prose { padding: .4em 1.2em .6em 16px; background: #f8f7f2; font-size: 17px; }
 .prose h3 { font-size: 1em; margin: .3em 0; font-family: ui-monospace, "DejaVu Sans Mono", monospace; }
 .prose h3 a { color: #7a2e00; text-decoration: none; }
 .prose p { margin: .4em 0; }
@@ -395,11 +400,12 @@ code { font: .88em ui-monospace, "DejaVu Sans Mono", Menlo, monospace; backgroun
 svg.math { vertical-align: middle; }
 .prose .pre:has(svg) { overflow-x: auto; }
 .prose .pre .pl.tex { white-space: nowrap; }
-.code { padding: .4em 0; font: 15px/1.45 ui-monospace, "DejaVu Sans Mono", Menlo, monospace; min-width: 0; }
+.code { padding: .4em 0; font: 14px/1.45 ui-monospace, "DejaVu Sans Mono", Menlo, monospace; min-width: 0; }
 .l { display: block; position: relative; padding-left: 6.2em; text-indent: -2em; padding-right: .6em;
   white-space: pre-wrap; overflow-wrap: anywhere; min-height: 1.45em; }
 .ln { position: absolute; left: 0; width: 3.3em; text-indent: 0; text-align: right; color: #999; user-select: none; }
 .l:target { background: #fff7cf; }
+.l.rule { white-space: pre; overflow: hidden; }   /* a `# ----` rule is cut at the column's edge, not wrapped */
 .l.d { background: #fff6d6; box-shadow: inset 4px 0 #e0a800; }
 .role { border-top: 2px solid #23313f; margin-top: 1em; }
 .role h2 { margin-top: .5em; font-family: ui-monospace, monospace; }
@@ -560,8 +566,8 @@ class Site:
                         f'<span class="lines">L{node_start(node)}-{node.end_lineno}</span></h3>')
             items = [(n, prose[n]) for n in sec["prose"]]
             left = self.prose_html(items, url, module_doc=bool(items) and items[0][0] in module_doc)
-            right = "".join(f'<span class="l" id="L{n}" data-line="{n}"><span class="ln">{n}</span>{code[n - 1]}'
-                            f"</span>" for n in sec["code"])
+            right = "".join(f'<span class="{line_class(lines[n - 1])}" id="L{n}" data-line="{n}"><span class="ln">{n}'
+                            f"</span>{code[n - 1]}</span>" for n in sec["code"])
             body.append(f'<section class="sec"{sid}><div class="prose">{head}{left}</div>'
                         f'<div class="code">{right}</div></section>')
         return self.page(name, f"{name}.py", "\n".join(body))
@@ -619,7 +625,7 @@ class Site:
                     continue
                 body.append(f'<p class="notes note" data-role="{role}" data-method="{name}">'
                             f"<b>{name}</b>: {self.role_note(name, role, other)}</p>")
-                code = self.code[name]
+                code, lines = self.code[name], self.files[name][1]
                 rows = []
                 for (qual, first, last, node), group in itertools.groupby(
                         zip(numbers, range(len(numbers))),
@@ -629,7 +635,8 @@ class Site:
                                 f'<span class="lines">L{first}-{last}</span></h3><div class="code">')
                     for n, i in group:
                         mark = " d" if i in differ else ""
-                        rows.append(f'<span class="l{mark}" data-line="{n}"><span class="ln">{n}</span>'
+                        rows.append(f'<span class="{line_class(lines[n - 1])}{mark}" data-line="{n}">'
+                                    f'<span class="ln">{n}</span>'
                                     f"{code[n - 1]}</span>")
                     rows.append("</div>")
                 body.append("".join(rows) + "</div>")
