@@ -11,10 +11,11 @@ What it measures, per method:
   backward and optimizer (synchronized between phases on CUDA);
 * peak memory of one more step: bytes allocated above what was live before it (activations,
   gradients, temporaries): CUDA max_memory_allocated; CPU torch.profiler's memory events;
-* FLOPs: counted analytically from the Config (the matmuls of encoder, core, decoder and heads,
-  attention's QK^T and AV; a training step = 3 x the forward, less the input gradient of the
-  layers that read pixels), per second, over the FLOP/s of one large matmul measured in this
-  same run in the same dtype: that ratio is the MFU.
+* FLOPs: measured, as train.py measures them: torch's FlopCounterMode over one forward and backward
+  (the matmuls, convolutions and attention of whatever the method runs, so no second description of
+  each architecture here), per second, over the FLOP/s of one large matmul measured in this same
+  run in the same dtype: that ratio is the MFU. With activation checkpointing (RVM's `checkpoint`)
+  the recomputed forward is counted too.
 And RVM's `features` (a recurrent core: cost linear in T) against a joint space-time encoder
 (SIGMA's TubeViT over the whole video, no windows: attention ~ T^2), for T = 16 .. 256 frames.
 Output: a Markdown table on stdout, and bench.md, bench.json, rvm_scaling.png in --out.
@@ -28,104 +29,37 @@ import statistics
 import time
 from contextlib import nullcontext
 
-import torch
+# torch.profiler (peak_memory on the CPU, --profile) runs on Kineto, which logs every profiler start and stop
+# ("USDT: ... profiler_start") to stderr between the tables; level 6 is above its highest (USDT = 5). Read when the
+# first profiler starts, so setting it here is enough; a KINETO_LOG_LEVEL of the user's own is kept.
+os.environ.setdefault("KINETO_LOG_LEVEL", "6")
 
-import sigma
-import methods
-import vit
+import torch  # noqa: E402
+from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+import methods  # noqa: E402
+import runs  # noqa: E402
+import sigma  # noqa: E402
+import vit  # noqa: E402
 
 # ----------------------------------------------------------------------------
-# analytic FLOPs: 2 * m * k * n per matmul, nothing else (norms, GELU, softmax are a few %)
+# FLOPs: counted, not modelled
 
 
-def linear(n, d_in, d_out):
-    """n rows through a d_in -> d_out matmul."""
-    return 2 * n * d_in * d_out
-
-
-def attention(n, s, d):
-    """vit.Attention, n queries over s keys/values of width d: q, kv, QK^T, AV, output projection."""
-    return linear(n, d, d) + linear(s, d, 2 * d) + 2 * 2 * n * s * d + linear(n, d, d)
-
-
-def mlp(n, d, ratio):
-    return 2 * linear(n, d, int(d * ratio))
-
-
-def block(n, d, ratio):
-    """vit.Block over n tokens."""
-    return attention(n, n, d) + mlp(n, d, ratio)
-
-
-def cross_block(n, s, d, ratio, self_attn=True):
-    """vit.CrossBlock: n queries read s context tokens, MLP, then (optionally) self-attention."""
-    return attention(n, s, d) + mlp(n, d, ratio) + (attention(n, n, d) if self_attn else 0)
-
-
-def forward_flops(name, cfg, B):
-    """Matmul FLOPs of one forward pass of method `name` on a batch of B clips (train.py's path)."""
-    N, P, r = (cfg.img_size // cfg.patch) ** 2, cfg.patch ** 2 * 3, cfg.mlp_ratio
-    D, Dd = cfg.dim, cfg.decoder_dim
-    embed = linear(N, P, D)                         # one frame's patch embedding (a conv = one matmul per patch)
-    if name == "siammae":
-        n = vit.num_visible(N, cfg.mask_ratio)
-        f = 2 * embed                               # f2 is embedded whole, its visible tokens gathered after
-        f += cfg.depth * (block(1 + N, D, r) + block(1 + n, D, r) if cfg.encoder == "siamese" else
-                          block(1 + N + n, D, r))
-        f += linear(2 + N + n, D, Dd)               # decoder_embed of both frames
-        f += cfg.decoder_depth * (block(2 * (1 + N), Dd, r) if cfg.decoder == "joint" else
-                                  cross_block(1 + N, 1 + N, Dd, r, cfg.decoder == "cross_self"))
-        return B * (f + linear(1 + N, Dd, P))       # pixel head on f2's tokens
-    if name == "rvm":
-        n, S, K = vit.num_visible(N, cfg.mask_ratio), cfg.n_source, cfg.n_targets
-        f = (S + K) * embed + cfg.depth * (S * block(1 + N, D, r) + K * block(1 + n, D, r))
-        if cfg.core == "gru":                       # 4 gate matmuls + the Tx CrossBlocks, per source frame
-            f += S * (4 * linear(1 + N, D, D) + cfg.core_depth * cross_block(1 + N, 1 + N, D, r))
-        else:
-            f += cfg.core_depth * block(S * (1 + N), D, r)
-        f += linear(K * (1 + n) + S * (1 + N), D, Dd) + K * linear(1, cfg.max_delta, Dd)  # embeds, delta
-        f += K * cfg.decoder_depth * cross_block(1 + N, S * (1 + N), Dd, r)   # each target reads all sources
-        return B * (f + K * linear(1 + N, Dd, P))
-    if name == "vicmae":
-        n, H = vit.num_visible(N, cfg.mask_ratio), cfg.head_hidden
-        f = 2 * (embed + cfg.depth * block(1 + n, D, r) + linear(1 + n, D, Dd)
-                 + cfg.decoder_depth * block(1 + N, Dd, r) + linear(1 + N, Dd, P))
-        f += 2 * (linear(1, D, H) + linear(1, H, H) + linear(1, H, cfg.head_out))   # P and T heads
-        return B * f + linear(2 * B, cfg.head_out, 2 * B)                           # InfoNCE logits (2B, 2B)
-    if name == "sigma":
-        t, n = cfg.num_frames // cfg.tubelet, vit.num_visible(N, cfg.mask_ratio)
-        m = t * (N - n)                             # masked tubes: the loss's rows
-        f = linear(t * N, cfg.tubelet * P, D) + cfg.depth * block(t * n, D, r)
-        f += linear(t * n, D, Dd) + cfg.decoder_depth * block(t * N, Dd, r) + linear(t * N, Dd, cfg.feat_dim)
-        if cfg.projector == "mlp":                  # phi on the masked tubes' pixels (a frozen ViT: not counted)
-            widths = [cfg.tubelet * P, *cfg.proj_hidden, cfg.feat_dim]
-            f += sum(linear(m, a, b) for a, b in zip(widths[:-1], widths[1:]))
-        if cfg.loss == "sinkhorn":
-            f += 2 * linear(m, cfg.feat_dim, cfg.num_prototypes)                    # scores of both branches
-        return B * f
-    raise ValueError(f"unknown method {name!r}")
-
-
-def pixel_flops(name, cfg, B):
-    """The part of forward_flops whose matmuls read data (pixels, a one-hot): no input gradient."""
-    N, P = (cfg.img_size // cfg.patch) ** 2, cfg.patch ** 2 * 3
-    embed = linear(N, P, cfg.dim)
-    if name == "rvm":
-        delta = linear(1, cfg.max_delta, cfg.decoder_dim)                   # one_hot(delta) -> linear
-        return B * ((cfg.n_source + cfg.n_targets) * embed + cfg.n_targets * delta)
-    if name == "sigma":
-        t, n = cfg.num_frames // cfg.tubelet, vit.num_visible(N, cfg.mask_ratio)
-        width = (*cfg.proj_hidden, cfg.feat_dim)[0]                          # phi's first layer
-        first = linear(t * (N - n), cfg.tubelet * P, width) if cfg.projector == "mlp" else 0
-        return B * (linear(t * N, cfg.tubelet * P, cfg.dim) + first)
-    return B * 2 * embed                            # siammae, vicmae: two frames
-
-
-def train_flops(name, cfg, B):
-    """A training step = forward + backward = 3 x forward (backward: one matmul for the input's
-    gradient, one for the weight's), less the input gradients of matmuls that read data. Model
-    FLOPs, as MFU is defined (PaLM, App. B): recomputation (RVM small's checkpoint) is not counted."""
-    return 3 * forward_flops(name, cfg, B) - pixel_flops(name, cfg, B)
+def step_flops(model, batch, autocast=nullcontext()):
+    """FLOPs of one training step's forward and backward, `model(batch)["loss"].backward()`, counted by torch's
+    FlopCounterMode as train.py counts them (the optimizer's elementwise work is not counted, nor norms, GELU and
+    softmax). Gradients are cleared after. On the CPU attention runs on its math backend while counting: the
+    counter knows the CUDA flash and memory-efficient kernels but not the CPU's fused one, which it would count
+    as 0 FLOPs; the math path is the same QK^T and AV matmuls."""
+    on_cpu = next(model.parameters()).device.type == "cpu"
+    with (sdpa_kernel(SDPBackend.MATH) if on_cpu else nullcontext()), FlopCounterMode(display=False) as counter:
+        with autocast:
+            loss = model(batch)["loss"]
+        loss.backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
 
 
 # ----------------------------------------------------------------------------
@@ -207,11 +141,12 @@ def bench_method(name, args, device, peak):
     if args.compile:
         model = torch.compile(model)
     model.train()
-    B = args.batch_size or {"tiny": 8, "small": 32}[args.preset]
+    B = args.batch_size if args.batch_size is not None else {"tiny": 8, "small": 32}[args.preset]
     kind = {"fused": {"fused": True}, "foreach": {"foreach": True}, "loop": {"foreach": False}}[args.adamw]
     optimizer = torch.optim.AdamW(methods.param_groups(raw, cfg.weight_decay), lr=1e-4, betas=cfg.betas, **kind)
     batch = make_batch(name, cfg, B, device)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if args.precision == "bf16" else nullcontext()
+    flops = step_flops(raw, batch, autocast)   # the un-compiled model: the same FLOPs, and the counter sees them
 
     def step():
         """One training step as train.py runs it -> (forward, backward, optimizer) seconds."""
@@ -237,7 +172,6 @@ def bench_method(name, args, device, peak):
     mem = peak_memory(step, device)
     fwd, bwd, opt = (statistics.median(t[i] for t in times) for i in range(3))
     total = statistics.median(sum(t) for t in times)
-    flops = train_flops(name, cfg, B)
     if args.profile:
         profile_step(name, step, device, args.out)
     return {"method": name, "preset": args.preset, "batch": B, "precision": args.precision,
@@ -395,7 +329,14 @@ def main(argv=None):
         args.frames = [0]
     if min(args.frames, default=1) < 1:
         parser.error("--frames expects comma-separated positive integers, e.g. 16,32,64")
-    if args.threads:
+    if args.batch_size is not None and args.batch_size < 1:
+        parser.error(f"--batch-size must be >= 1; got {args.batch_size}")
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be >= 1; got {args.threads}")
+    reason = runs.check_out_folder(args.out)   # before any work: a file in the way costs no benchmark
+    if reason:
+        parser.error(reason)
+    if args.threads is not None:
         torch.set_num_threads(args.threads)
     try:
         device = methods.device_for(args.device)
@@ -425,11 +366,10 @@ def main(argv=None):
 
     table = markdown(rows, scaling)
     print("\n" + header + "\n\n" + table)
-    with open(os.path.join(args.out, "bench.md"), "w") as f:
-        f.write(header + "\n\n" + table + "\n")
-    with open(os.path.join(args.out, "bench.json"), "w") as f:
-        json.dump({"machine": machine, "load": load, "torch": torch.__version__, "args": vars(args),
-                   "peak_flops": peak, "steps": rows, "scaling": scaling}, f, indent=1)
+    runs.write_atomic(os.path.join(args.out, "bench.md"), header + "\n\n" + table + "\n")
+    runs.write_atomic(os.path.join(args.out, "bench.json"),
+                      json.dumps({"machine": machine, "load": load, "torch": torch.__version__, "args": vars(args),
+                                  "peak_flops": peak, "steps": rows, "scaling": scaling}, indent=1))
     print(f"\nwrote {args.out}/bench.md, bench.json" + (", rvm_scaling.png" if scaling else ""))
 
 

@@ -64,7 +64,7 @@ def tube_labels(labels, batch, cfg, oracle):
     return cells.mode(-1).values.flatten(1)                                              # majority id / kind
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--oracle", choices=["position", "object", "kind", "moving"], default="position")
     ap.add_argument("--steps", type=int, default=300)
@@ -76,10 +76,21 @@ def main():
     ap.add_argument("--pattern", action="store_true", help="each kind wears its own pattern (object, kind)")
     ap.add_argument("--probe", action="store_true", help="at the end, the token-kind probe of Psi's encoder and of "
                     "its random-init twin (object, kind)")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    args = ap.parse_args()
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a sigma.Config field of the "
+                    "tiny preset (repeatable)")
+    args = ap.parse_args(argv)
+    for flag in ("steps", "batch_size", "log_every", "shapes"):
+        if getattr(args, flag) < 1:
+            ap.error(f"--{flag.replace('_', '-')} must be >= 1; got {getattr(args, flag)}")
+    if not args.lr > 0:
+        ap.error(f"--lr must be a number > 0; got {args.lr}")
+    if args.side is not None and not 1 <= args.side[0] <= args.side[1]:
+        ap.error(f"--side expects two sizes in px, 1 <= LO <= HI; got {args.side[0]} {args.side[1]}")
     torch.manual_seed(0)
-    cfg = build_config("sigma", "tiny", args.set + [f"psi_warmup_steps={args.steps + 1}"])   # phi's term held
+    try:
+        cfg = build_config("sigma", "tiny", args.set + [f"psi_warmup_steps={args.steps + 1}"])   # phi's term held
+    except ValueError as e:
+        ap.error(str(e) if str(e).startswith("--set") else f"--set: {e}")
     model = sigma.SIGMA(cfg)
     codes = F.normalize(torch.randn(4096, cfg.feat_dim, generator=torch.Generator().manual_seed(1)), dim=1)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05)
@@ -108,7 +119,8 @@ def main():
         twin = evaluate.random_init("sigma", cfg)
         print(f"token-kind probe of Psi's encoder: {evaluate.token_kinds(model, cfg, world):.3f}; its random-init "
               f"twin: {evaluate.token_kinds(twin, cfg, world):.3f} (chance 0.25)", flush=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
