@@ -260,36 +260,30 @@ def to_mathtext(formula):
             return r"\in"
         return w if len(w) == 1 or re.fullmatch(r"[a-z]\d+|\d+", w) else rf"\mathrm{{{w}}}"
 
-    out, parens, wrap, prev_word = [], [], False, False
-    toks = MATH_TOKEN.findall(formula)
-    for i, t in enumerate(toks):
-        nxt = toks[i + 1] if i + 1 < len(toks) else ""
-        if t.isspace():
-            nxt_word = bool(re.match(r"\w", nxt))
-            if prev_word and nxt_word:
+    out, parens, wrap, prev_word = [], [], False, False   # parens: what each open "(" closes with
+    toks = MATH_TOKEN.findall(formula) + [""]
+    for t, nxt in zip(toks, toks[1:]):
+        if t.isspace():   # spaces between two names are kept (`sum_{anchors a in ...}`), others dropped
+            if prev_word and re.match(r"\w", nxt):
                 out.append(r"\ ")
             continue
+        if out and out[-1] == r"\sqrt{" and t == "(":
+            continue   # sqrt's own parenthesis: already opened as {
         if re.match(r"[A-Za-z]", t):
             base, *subs = t.split("_")
-            hat = "hat" in subs
-            subs = [s for s in subs if s != "hat"]
             if base == "sqrt" and not subs and nxt == "(":
-                out.append(r"\sqrt")
-                parens.append("sqrt")
+                out.append(r"\sqrt{")
+                parens.append("}")
                 prev_word = False
                 continue
-            s = word(base)
-            s = rf"\hat{{{s}}}" if hat else s
+            t = rf"\hat{{{word(base)}}}" if "hat" in subs else word(base)
+            subs = [s for s in subs if s != "hat"]
             if subs:
-                s += "_{" + ",".join(word(x) for x in subs) + "}"
-            t = s
-        elif t == "(" and parens and parens[-1] == "sqrt" and out[-1] == r"\sqrt":
-            t = "{"
-            parens[-1] = "sqrt-open"
+                t += "_{" + ",".join(word(x) for x in subs) + "}"
         elif t == "(":
-            parens.append("(")
+            parens.append(")")
         elif t == ")":
-            t = "}" if parens and parens.pop() == "sqrt-open" else ")"
+            t = parens.pop() if parens else ")"
         else:
             t = {"||": r"\|", "!=": r"\neq", "<=": r"\leq", ">=": r"\geq", "->": r"\rightarrow", "*": r"\cdot",
                  ".": r"\cdot", "%": r"\%", "$": r"\$", "&": r"\&", "#": r"\#", "~": r"\sim"}.get(t, t)
@@ -323,7 +317,7 @@ class Typesetter:
         buf = io.BytesIO()
         try:
             self.mathtext.math_to_image(to_mathtext(formula), buf, prop=self.prop, format="svg")
-        except Exception:   # mathtext's parser raises ValueError and friends on what it cannot read
+        except ValueError:   # what mathtext's parser cannot read
             return None
         s = buf.getvalue().decode()
         s = s[s.index("<svg"):]

@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from collections import Counter, defaultdict
 from html.parser import HTMLParser
 from pathlib import Path
@@ -153,7 +154,7 @@ def roles_by_name(tree):
 @pytest.fixture(scope="module")
 def site():
     """site/ built by site.py (as `make site`), and the files it shows."""
-    result = subprocess.run([os.environ.get("PYTHON", str(ROOT / ".venv/bin/python")), "site.py", "--out",
+    result = subprocess.run([sys.executable, "site.py", "--out",
                              str(SITE)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     return method_names()
@@ -262,6 +263,15 @@ def test_a_role_missing_from_a_file_is_shown_as_missing(tmp_path):
     assert page.roles == SKELETON
     assert ("decode", "rvm") in page.missing and not page.cells.get(("decode", "rvm"))
     assert ("decode", "siammae") not in page.missing and page.cells[("decode", "siammae")]
+
+
+def test_a_folder_without_the_project_is_one_line_error(tmp_path):
+    (tmp_path / "README.md").write_text("# no method table here\n")
+    result = subprocess.run([sys.executable, str(ROOT / "site.py"),
+                             "--root", str(tmp_path), "--out", str(tmp_path / "site")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and result.stderr.startswith("error: README.md has no method table"), result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "site").exists()
 
 
 def test_formula_to_mathtext():
