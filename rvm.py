@@ -70,7 +70,10 @@ class Config:
     grad_clip: float = 1.0      # MAE 0 (no clip); tiny 1.0 guards backprop through time at a larger lr
 
     def __post_init__(self):
-        vit.check_config(self)   # widths, heads, ratios, optimizer values: one line naming the field
+        vit.check_vit_config(self)          # widths, heads, mask ratio: one line naming the field
+        vit.check_optimizer_fields(self)    # until train.py checks them itself
+        vit.check_int(self, "clip_len", 1)
+        vit.check_int(self, "core_depth", 0)
         if self.core not in ("gru", "sa"):
             raise ValueError(f"core must be 'gru' or 'sa'; got {self.core!r}")
         if self.n_source < 1 or self.n_targets < 1:
@@ -135,12 +138,13 @@ def gru_step(e, s, w_input_update, w_state_update, w_input_reset, w_state_reset,
 
 
 class GatedTransformerCore(nn.Module):
-    """`gru_step` (or `step`) and its learned pieces: the W, bias-free linears on the feature dimension shared
-    by all tokens, named by role (e = input, s = state); e_t, s_t (B, 1+N, D), one state vector a token."""
+    """`gru_step` (or a student's step of its signature) and its learned pieces: the W, bias-free linears on the
+    feature dimension shared by all tokens, named by role (e = input, s = state); e_t, s_t (B, 1+N, D), one state
+    vector a token."""
 
-    def __init__(self, dim, depth, heads, mlp_ratio, step=gru_step):
+    def __init__(self, dim, depth, heads, mlp_ratio, gru_step=gru_step):
         super().__init__()
-        self.step = step
+        self.gru_step = gru_step
         self.w_input_update, self.w_state_update = nn.Linear(dim, dim, bias=False), nn.Linear(dim, dim, bias=False)
         self.w_input_reset, self.w_state_reset = nn.Linear(dim, dim, bias=False), nn.Linear(dim, dim, bias=False)
         # LN(s_{t-1}) is in the official code (scale, no bias, eps 1e-4), not in the paper's equation: it keeps
@@ -159,7 +163,7 @@ class GatedTransformerCore(nn.Module):
         return self.norm(e)
 
     def forward(self, e, s):
-        return self.step(e, s, self.w_input_update, self.w_state_update, self.w_input_reset, self.w_state_reset,
+        return self.gru_step(e, s, self.w_input_update, self.w_state_update, self.w_input_reset, self.w_state_reset,
                          self.state_norm, self.tx)
 
 
@@ -189,15 +193,15 @@ class SelfAttentionCore(nn.Module):
 class RVM(nn.Module):
     """A per-frame ViT, a recurrent core over the source frames, a decoder that rebuilds each target (Sec. 3)."""
 
-    def __init__(self, cfg=None, core_step=gru_step):   # core_step: the gated core's (exercises/ pass their own)
+    def __init__(self, cfg=None, gru_step=gru_step):   # gru_step: the gated core's step (exercises/ pass their own)
         super().__init__()
         self.cfg = cfg = cfg or Config()
-        if core_step is not gru_step and cfg.core != "gru":
-            raise ValueError(f"core_step is the gated core's step; core={cfg.core!r} has none")
+        if gru_step is not globals()["gru_step"] and cfg.core != "gru":   # the module's (the argument hides it)
+            raise ValueError(f"gru_step is the gated core's step; core={cfg.core!r} has none")
         # Sec. 3.1 "Encoder": one ViT for every frame, source and target (shared weights, as SiamMAE)
         self.encoder = vit.ViT(cfg.img_size, cfg.patch, cfg.dim, cfg.depth, cfg.heads, cfg.mlp_ratio)
         # Sec. 3.2 "Recurrent core" (or the Table 3b self-attention ablation)
-        self.core = GatedTransformerCore(cfg.dim, cfg.core_depth, cfg.heads, cfg.mlp_ratio, core_step) \
+        self.core = GatedTransformerCore(cfg.dim, cfg.core_depth, cfg.heads, cfg.mlp_ratio, gru_step) \
             if cfg.core == "gru" else SelfAttentionCore(cfg.dim, cfg.core_depth, cfg.heads, cfg.mlp_ratio)
         # Sec. 3.1 "Decoder": ONE linear embeds both target tokens and source features, [MASK] token,
         # decoder positions, the time offset (one-hot(delta) -> linear, as the official code), blocks, pixels
@@ -292,12 +296,13 @@ class RVM(nn.Module):
 
     def loss(self, pred, target):
         """Sec. 3.1: plain L2 over ALL pixels of every target (visible patches too, no per-patch
-        normalization), mean over pixels and targets. pred (B, K, N, P), target (B, K, 3, H, W)."""
+        normalization), mean over pixels and targets. pred (B, K, N, P), target (B, K, 3, H, W) -> {"loss"}."""
         target = vit.patch_targets(target.flatten(0, 1), self.cfg.patch, norm_pix=False).view_as(pred)
-        return (pred.float() - target.float()).pow(2).mean()
+        return {"loss": (pred.float() - target.float()).pow(2).mean()}
 
     def predict(self, batch):
-        """The shared path of forward and reconstruct: -> pred (B, K, N, P), mask (B, K, N)."""
+        """The shared path of forward and reconstruct -> vit.Prediction: pred (B, K, N, P), mask (B, K, N), frames
+        the targets (B, K, 3, H, W), latent x_tgt (B, K, 1+n, D)."""
         source, target, delta, noise = self.check_batch(batch)
         B, K, _, H, W = target.shape
         h, w = H // self.cfg.patch, W // self.cfg.patch
@@ -307,16 +312,16 @@ class RVM(nn.Module):
         x_src, x_tgt = self.encode(source, target, ids_keep)                      # (B, S, 1+N, D), (B, K, 1+n, D)
         o_src, _ = self.unroll(x_src)                                             # (B, S, 1+N, D)
         pred = self.decode(o_src, x_tgt, ids_restore, delta.to(target.device), h, w)   # (B, K, N, P)
-        return pred, mask.view(B, K, h * w)
+        return vit.Prediction(pred, mask.view(B, K, h * w), target, x_tgt)
 
     def forward(self, batch):
-        pred, mask = self.predict(batch)
-        loss = self.loss(pred, batch["target"])
+        out = self.predict(batch)
+        losses = self.loss(out.pred, out.frames)
         with torch.no_grad():
             # what pasting the last source frame would score: the model must beat it by modelling motion
             last = vit.patch_targets(batch["source"][:, -1], self.cfg.patch, norm_pix=False)   # (B, N, P)
-            copy = self.loss(last[:, None].expand_as(pred), batch["target"])
-        return {"loss": loss, "loss_copy_last": copy}
+            copy = self.loss(last[:, None].expand_as(out.pred), out.frames)["loss"]
+        return {**losses, "loss_copy_last": copy}
 
     @torch.no_grad()
     def features(self, video):
@@ -343,8 +348,9 @@ class RVM(nn.Module):
         """For display: source and target frames, the prediction for every patch of every target
         ("pred", (B, K, 3, H, W)), "paste" = the targets' visible patches + predicted masked ones,
         and the mask (B, K, N), 1 = masked."""
-        pred, mask = self.predict(batch)                                          # (B, K, N, P), (B, K, N)
-        target = batch["target"]                                                  # (B, K, 3, H, W)
-        pred, paste = vit.paste_patches(pred.flatten(0, 1), target.flatten(0, 1), mask.flatten(0, 1), self.cfg.patch)
+        out = self.predict(batch)                                                 # pred (B, K, N, P), mask (B, K, N)
+        target = out.frames                                                       # (B, K, 3, H, W)
+        pred, paste = vit.paste_patches(out.pred.flatten(0, 1), target.flatten(0, 1), out.mask.flatten(0, 1),
+                                        self.cfg.patch)
         pred, paste = pred.view_as(target), paste.view_as(target)                 # (B, K, 3, H, W)
-        return {"source": batch["source"], "target": target, "pred": pred, "paste": paste, "mask": mask}
+        return {"source": batch["source"], "target": target, "pred": pred, "paste": paste, "mask": out.mask}

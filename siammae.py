@@ -57,7 +57,9 @@ class Config:
     grad_clip: float = 1.0      # paper 0 (MAE does not clip); tiny 1.0 guards its larger lr
 
     def __post_init__(self):
-        vit.check_config(self)   # widths, heads, ratios, optimizer values: one line naming the field
+        vit.check_vit_config(self)          # widths, heads, mask ratio: one line naming the field
+        vit.check_optimizer_fields(self)    # until train.py checks them itself
+        vit.check_int(self, "clip_len", 1)
         if self.encoder not in ("siamese", "joint"):
             raise ValueError(f"encoder must be 'siamese' or 'joint'; got {self.encoder!r}")
         if self.decoder not in ("cross_self", "cross", "joint"):
@@ -191,27 +193,29 @@ class SiamMAE(nn.Module):
 
     def loss(self, pred, f2, mask):
         """Sec. 3: l2 between prediction and (normalized) pixels of f2, on the
-        masked patches only. pred (B, N, P), f2 (B, 3, H, W), mask (B, N), 1 = masked."""
-        return vit.masked_mse(pred, vit.patch_targets(f2, self.cfg.patch, self.cfg.norm_pix_loss), mask)
+        masked patches only. pred (B, N, P), f2 (B, 3, H, W), mask (B, N), 1 = masked -> {"loss"}."""
+        return {"loss": vit.masked_mse(pred, vit.patch_targets(f2, self.cfg.patch, self.cfg.norm_pix_loss), mask)}
 
     def predict(self, batch):
-        """The shared path of forward and reconstruct: -> pred (B, N, P), mask (B, N)."""
+        """The shared path of forward and reconstruct -> vit.Prediction: pred (B, N, P), mask (B, N), frames f2,
+        latent x2 (B, 1+n, D)."""
         f1, f2, noise = self.check_batch(batch)
         B, _, H, W = f2.shape
         h, w = H // self.cfg.patch, W // self.cfg.patch
         # Sec. 3 "Masking": f1 0%, f2 95%, one fresh random mask per sample (noise drawn in `sample`)
         ids_keep, ids_restore, mask = vit.random_masking(B, h * w, self.cfg.mask_ratio, noise=noise, device=f2.device)
         x1, x2 = self.encode(f1, f2, ids_keep)                                   # (B, 1+N, D), (B, 1+n, D)
-        return self.decode(x1, x2, ids_restore, h, w), mask
+        return vit.Prediction(self.decode(x1, x2, ids_restore, h, w), mask, f2, x2)   # pred (B, N, P)
 
     def forward(self, batch):
-        pred, mask = self.predict(batch)
-        loss = self.loss(pred, batch["f2"], mask)
+        out = self.predict(batch)
+        losses = self.loss(out.pred, out.frames, out.mask)
         with torch.no_grad():
             # what copying f1's patch at the same place would score: the model must beat it by
             # modelling motion (it is 0 where nothing moves)
-            copy = self.loss(vit.patch_targets(batch["f1"], self.cfg.patch, self.cfg.norm_pix_loss), batch["f2"], mask)
-        return {"loss": loss, "loss_copy_f1": copy}
+            f1 = vit.patch_targets(batch["f1"], self.cfg.patch, self.cfg.norm_pix_loss)   # (B, N, P)
+            copy = self.loss(f1, out.frames, out.mask)["loss"]
+        return {**losses, "loss_copy_f1": copy}
 
     @torch.no_grad()
     def features(self, video):
@@ -225,6 +229,6 @@ class SiamMAE(nn.Module):
         ("pred", de-normalized with the true patches' statistics when
         norm_pix_loss), "paste" = f2's visible patches + predicted masked ones,
         and the mask (B, N), 1 = masked."""
-        pred, mask = self.predict(batch)                                         # (B, N, P), (B, N)
-        pred, paste = vit.paste_patches(pred, batch["f2"], mask, self.cfg.patch, self.cfg.norm_pix_loss)  # (B, 3, H, W)
-        return {"f1": batch["f1"], "f2": batch["f2"], "pred": pred, "paste": paste, "mask": mask}
+        out = self.predict(batch)                                                # pred (B, N, P), mask (B, N)
+        pred, paste = vit.paste_patches(out.pred, out.frames, out.mask, self.cfg.patch, self.cfg.norm_pix_loss)
+        return {"f1": batch["f1"], "f2": out.frames, "pred": pred, "paste": paste, "mask": out.mask}   # (B, 3, H, W)

@@ -67,7 +67,10 @@ class Config:
     grad_clip: float = 1.0      # paper 0 (VideoMAE does not clip); tiny 1.0 guards the larger lr
 
     def __post_init__(self):
-        vit.check_config(self)   # widths, heads, ratios, optimizer values: one line naming the field
+        vit.check_vit_config(self)          # widths, heads, mask ratio: one line naming the field
+        vit.check_optimizer_fields(self)    # until train.py checks them itself
+        vit.check_int(self, "clip_len", 1)
+        vit.check_number(self, "psi_warmup_steps")
         if self.tubelet < 1 or self.num_frames < 1 or self.num_frames % self.tubelet:
             raise ValueError(f"num_frames={self.num_frames} must be a positive multiple of tubelet={self.tubelet}")
         if self.clip_len < (self.num_frames - 1) * self.stride + 1:
@@ -103,11 +106,11 @@ def sample(clip, cfg, generator):
     span = (cfg.num_frames - 1) * cfg.stride + 1
     if T < span:
         raise ValueError(f"clip has {T} frames; {cfg.num_frames} at stride {cfg.stride} need >= {span} (clip_len)")
-    g = generator.device
-    start = torch.randint(0, T - span + 1, (B,), generator=generator, device=g)                # (B,)
-    idx = (start[:, None] + cfg.stride * torch.arange(cfg.num_frames, device=g)).to(clip.device)  # (B, T)
-    noise = torch.rand(B, (H // cfg.patch) * (W // cfg.patch), generator=generator, device=g)  # (B, N)
-    video = clip[torch.arange(B, device=clip.device)[:, None], idx]                            # (B, T, 3, H, W)
+    gen_device = generator.device
+    start = torch.randint(0, T - span + 1, (B,), generator=generator, device=gen_device)         # (B,)
+    idx = start[:, None] + cfg.stride * torch.arange(cfg.num_frames, device=gen_device)         # (B, T)
+    noise = torch.rand(B, (H // cfg.patch) * (W // cfg.patch), generator=generator, device=gen_device)  # (B, N)
+    video = clip[torch.arange(B, device=clip.device)[:, None], idx.to(clip.device)]            # (B, T, 3, H, W)
     return {"video": video.cpu(), "noise": noise.cpu(), "start": start.cpu()}
 
 
@@ -149,14 +152,14 @@ def swapped_prediction(s_phi, s_psi, q_phi, q_psi, temperature):
     return ce(s_phi, q_psi), ce(s_psi, q_phi)   # each branch predicts the other's clusters (swapped)
 
 
-def tube_masking(noise, t, ratio):
+def tube_masking(noise, t, ratio, device=None):
     """Sec. 4 / VideoMAE "tube" masking: MAE's random masking of N spatial positions
-    from noise (B, N), the same ones in all t time slots. Over the t*N tubes (time-major):
-        ids_keep (B, t*n), ids_restore (B, t*N), ids_mask (B, t*(N-n)), mask (B, t*N) 1 = masked."""
+    from noise (B, N), the same ones in all t time slots, on `device` (None: noise's). Over the t*N tubes
+    (time-major): ids_keep (B, t*n), ids_restore (B, t*N), ids_mask (B, t*(N-n)), mask (B, t*N) 1 = masked."""
     B, N = noise.shape
-    ids_keep, ids_restore, mask = vit.random_masking(B, N, ratio, noise=noise)    # (B, n), (B, N), (B, N)
+    ids_keep, ids_restore, mask = vit.random_masking(B, N, ratio, noise=noise, device=device)   # (B, n), (B, N)
     ids_mask = ids_restore.argsort(dim=1)[:, ids_keep.shape[1]:]                   # (B, N-n) the removed ones
-    slot = torch.arange(t, device=noise.device)[None, :, None] * N                 # (1, t, 1) first tube of slot
+    slot = torch.arange(t, device=mask.device)[None, :, None] * N                  # (1, t, 1) first tube of slot
     ids_keep = (ids_keep[:, None, :] + slot).reshape(B, -1)                        # (B, t*n)
     ids_mask = (ids_mask[:, None, :] + slot).reshape(B, -1)                        # (B, t*(N-n))
     ids_restore = torch.cat([ids_keep, ids_mask], dim=1).argsort(dim=1)            # (B, t*N)
@@ -286,20 +289,22 @@ class SIGMA(nn.Module):
                 "usage_entropy": entropy(usage)}
 
     def predict(self, batch):
-        """The shared path of forward and reconstruct: -> x^Psi (B, t*N, F), ids_mask (B, t*(N-n)), mask (B, t*N)."""
+        """The shared path of forward and reconstruct -> vit.Prediction: pred x^Psi (B, t*N, F), mask (B, t*N),
+        frames the video (B, T, 3, H, W), latent (B, t*n, D), ids_mask (B, t*(N-n))."""
         cfg = self.cfg
         video, noise = self.check_batch(batch)
         B, T, _, H, W = video.shape
         t, h, w = T // cfg.tubelet, H // cfg.patch, W // cfg.patch
         if cfg.renorm_prototypes and self.prototypes is not None:   # code: C renormalized in place
             self.prototypes.data.copy_(F.normalize(self.prototypes.data, dim=1))
-        ids_keep, ids_restore, ids_mask, mask = tube_masking(noise.to(video.device), t, cfg.mask_ratio)
-        x_psi = self.decode(self.encode(video, ids_keep), ids_restore, t, h, w)  # (B, t*N, F)
-        return x_psi, ids_mask, mask
+        ids_keep, ids_restore, ids_mask, mask = tube_masking(noise, t, cfg.mask_ratio, device=video.device)
+        latent = self.encode(video, ids_keep)                                     # (B, t*n, D)
+        return vit.Prediction(self.decode(latent, ids_restore, t, h, w), mask, video, latent, ids_mask)   # (B, t*N, F)
 
     def forward(self, batch):
-        x_psi, ids_mask, _ = self.predict(batch)   # Fig. 2: Psi and phi on the same masked tubes
-        return self.loss(vit.gather_tokens(x_psi, ids_mask), self.phi(batch["video"], ids_mask), batch.get("step"))
+        out = self.predict(batch)   # Fig. 2: Psi and phi on the same masked tubes
+        x_psi = vit.gather_tokens(out.pred, out.ids_mask)                         # (B, m, F)
+        return self.loss(x_psi, self.phi(out.frames, out.ids_mask), batch.get("step"))
 
     @torch.no_grad()
     def features(self, video):
@@ -326,12 +331,12 @@ class SIGMA(nn.Module):
         """For display, per frame (B, T, h, w): "mask" (1 = masked tube) and, with prototypes, cluster maps (argmax of
         the scores): "assign_phi" of every tube (the learned targets), "assign_psi" Psi's prediction for the masked
         tubes (-1 on visible ones)."""
-        video, (k, p) = batch["video"], (self.cfg.tubelet, self.cfg.patch)
+        out, (k, p) = self.predict(batch), (self.cfg.tubelet, self.cfg.patch)    # pred (B, t*N, F), mask (B, t*N)
+        video = out.frames
         B, T, _, H, W = video.shape
-        x_psi, _, mask = self.predict(batch)                                      # (B, t*N, F), (B, t*N)
         frames = lambda a: a.reshape(B, T // k, H // p, W // p).repeat_interleave(k, dim=1)   # (B, T, h, w)
-        out = {"video": video, "mask": frames(mask)}
+        shown = {"video": video, "mask": frames(out.mask)}
         if self.prototypes is not None:
-            out["assign_psi"] = frames(torch.where(mask.bool(), self.scores(x_psi).argmax(-1), -1))
-            out["assign_phi"] = frames(self.scores(self.phi(video)).argmax(-1))
-        return out
+            shown["assign_psi"] = frames(torch.where(out.mask.bool(), self.scores(out.pred).argmax(-1), -1))
+            shown["assign_phi"] = frames(self.scores(self.phi(video)).argmax(-1))
+        return shown

@@ -77,7 +77,9 @@ class Config:
     grad_clip: float = 1.0      # paper 0 (MAE does not clip); tiny 1.0 guards its larger lr
 
     def __post_init__(self):
-        vit.check_config(self)   # widths, heads, ratios, optimizer values: one line naming the field
+        vit.check_vit_config(self)          # widths, heads, mask ratio: one line naming the field
+        vit.check_optimizer_fields(self)    # until train.py checks them itself
+        vit.check_int(self, "clip_len", 1)
         if self.pool not in ("mean", "max", "gem"):
             raise ValueError(f"pool must be 'mean', 'max' or 'gem'; got {self.pool!r}")
         if self.gem_p <= 0 or self.tau <= 0:
@@ -236,10 +238,11 @@ class ViCMAE(nn.Module):
             raise ValueError(f"f1 and f2 must both be (B, 3, H, W) and noise1, noise2 (B, N) = ({B}, {N}); got {got}")
         return f1, f2, n1, n2
 
-    def encode(self, frames, ids_keep=None):
-        """f_theta: frames (B, 3, H, W), visible patches ids_keep (B, n) (None:
-        all) -> (B, 1 + n, D), [CLS] first, after the final norm."""
-        return self.encoder(frames, ids_keep)
+    def encode(self, f1, f2, ids_keep):
+        """f_theta (Sec. 3.2), siamese: both views through the one ViT as one batch of 2B frames, f1s then f2s (a
+        pair's views are rows i and B + i), each frame with its own visible patches ids_keep (2B, n).
+        f1, f2 (B, 3, H, W) -> (2B, 1 + n, D), [CLS] first, after the final norm."""
+        return self.encoder(torch.cat([f1, f2]), ids_keep)                      # (2B, 1+n, D)
 
     def decode(self, x, ids_restore, h, w):
         """d_phi(f_theta(X^v) + f_m) (Sec. 3.2): x (B, 1 + n, D) -> the
@@ -275,26 +278,25 @@ class ViCMAE(nn.Module):
         return {"loss": loss, "loss_mask": loss_mask.detach(), "loss_neg": loss_neg.detach(), "lam": lam}
 
     def predict(self, batch):
-        """The shared path of forward and reconstruct: both views as one batch
-        of 2B frames (f1s then f2s) -> frames (2B, 3, H, W), encoder output
-        x (2B, 1 + n, D), pred (2B, N, P), mask (2B, N)."""
+        """The shared path of forward and reconstruct, both views as one batch of 2B frames (f1s then f2s)
+        -> vit.Prediction: pred (2B, N, P), mask (2B, N), frames (2B, 3, H, W), latent x (2B, 1+n, D)."""
         f1, f2, n1, n2 = self.check_batch(batch)
         B, _, H, W = f2.shape
         h, w = H // self.cfg.patch, W // self.cfg.patch
-        frames, noise = torch.cat([f1, f2]), torch.cat([n1, n2]).to(f2.device)   # (2B, 3, H, W), (2B, N)
         # Sec. 3.2: a different random mask M_i, M_j per view (noise drawn in `sample`)
-        ids_keep, ids_restore, mask = vit.random_masking(2 * B, h * w, self.cfg.mask_ratio, noise=noise)
-        x = self.encode(frames, ids_keep)                                        # (2B, 1+n, D)
-        return frames, x, self.decode(x, ids_restore, h, w), mask
+        ids_keep, ids_restore, mask = vit.random_masking(2 * B, h * w, self.cfg.mask_ratio,
+                                                         noise=torch.cat([n1, n2]), device=f2.device)   # (2B, N)
+        x = self.encode(f1, f2, ids_keep)                                        # (2B, 1+n, D)
+        return vit.Prediction(self.decode(x, ids_restore, h, w), mask, torch.cat([f1, f2]), x)
 
     def forward(self, batch):
         B = batch["f1"].shape[0]
         if self.training and B < 2:
             raise ValueError(f"training needs >= 2 pairs per process (BatchNorm1d in P and T, in-batch "
                              f"negatives of Eq. 3); got f1 of shape {tuple(batch['f1'].shape)}")
-        frames, x, pred, mask = self.predict(batch)
-        p, z = self.heads(x[:B], x[B:])                                        # (B, K) each
-        return self.loss(pred, frames, mask, p, z, batch.get("step"))
+        out = self.predict(batch)
+        p, z = self.heads(out.latent[:B], out.latent[B:])                      # (B, K) each
+        return self.loss(out.pred, out.frames, out.mask, p, z, batch.get("step"))
 
     @torch.no_grad()
     def features(self, video):
@@ -309,8 +311,8 @@ class ViCMAE(nn.Module):
         representation before P / T, for retrieval and linear probes)."""
         vit.check_frames(video, self.cfg.patch, "video", ndim=5)
         B, T, _, H, W = video.shape
-        g = pool(self.encoder(video.reshape(B * T, 3, H, W)), self.cfg.pool, self.cfg.gem_p)  # (B*T, D)
-        return F.normalize(g, dim=-1).reshape(B, T, -1)                          # (B, T, D)
+        v = pool(self.encoder(video.reshape(B * T, 3, H, W)), self.cfg.pool, self.cfg.gem_p)  # (B*T, D)
+        return F.normalize(v, dim=-1).reshape(B, T, -1)                          # (B, T, D)
 
     @torch.no_grad()
     def reconstruct(self, batch):
@@ -318,7 +320,7 @@ class ViCMAE(nn.Module):
         for every patch in pixels ("pred" (B, 2, 3, H, W), de-normalized with
         the true patches' statistics when norm_pix_loss), "paste" = visible
         patches + predicted masked ones, and the mask (B, 2, N), 1 = masked."""
-        frames, _, pred, mask = self.predict(batch)                              # (2B, N, P), (2B, N)
-        pred, paste = vit.paste_patches(pred, frames, mask, self.cfg.patch, self.cfg.norm_pix_loss)  # (2B, 3, H, W)
+        out = self.predict(batch)                                                # pred (2B, N, P), mask (2B, N)
+        pred, paste = vit.paste_patches(out.pred, out.frames, out.mask, self.cfg.patch, self.cfg.norm_pix_loss)
         two = lambda t: torch.stack(t.chunk(2), dim=1)                           # (2B, ...) -> (B, 2, ...)
-        return {"f1": batch["f1"], "f2": batch["f2"], "pred": two(pred), "paste": two(paste), "mask": two(mask)}
+        return {"f1": batch["f1"], "f2": batch["f2"], "pred": two(pred), "paste": two(paste), "mask": two(out.mask)}

@@ -20,6 +20,7 @@ Token order is row-major everywhere: token n sits at row n // w, column n % w;
 a video's tokens are time-major (all of frame 0, then frame 1, ...).
 """
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -433,7 +434,20 @@ class TubeViT(nn.Module):
 
 
 # ----------------------------------------------------------------------------
-# what the method files' `features` and `reconstruct` share
+# what the method files' `predict`, `features` and `reconstruct` share
+
+
+@dataclass
+class Prediction:
+    """What every method's `predict` returns: the shared path of its `forward` (the loss) and its `reconstruct`
+    (display), one structure in all four files. Leading dims L are the method's own: (B,) for SiamMAE's f2, (B, K)
+    for RVM's K targets, (2B,) for ViC-MAE's two views (f1s then f2s); SIGMA's tokens are its t*N tubes."""
+    pred: torch.Tensor      # (*L, N, P) the decoder's output for every token, masked or not: pixels (P = p*p*3) or
+    #                         SIGMA's features x^Psi (P = F)
+    mask: torch.Tensor      # (*L, N) 1 = masked (predicted), 0 = visible
+    frames: torch.Tensor    # (*L, 3, H, W) the frames pred rebuilds (SIGMA: its video (B, T, 3, H, W))
+    latent: torch.Tensor    # (*L, [1 +] n, D) the encoder's output on their visible tokens, [CLS] first if any
+    ids_mask: torch.Tensor = None   # (B, t*(N-n)) SIGMA: the masked tubes, where its loss gathers the targets
 
 
 def frame_features(video, patch, encode_frames):
@@ -469,36 +483,49 @@ def paste_patches(pred, frames, mask, patch, norm_pix=False):
     return unpatchify(pred, p, H // p, W // p), unpatchify(paste, p, H // p, W // p)   # (B, 3, H, W) each
 
 
-def check_config(cfg):
-    """The checks every method's Config shares, run first in its __post_init__:
-    a one-line ValueError naming the field, before any layer is built (a bad
-    width would otherwise fail deep inside Attention, a bad beta inside AdamW).
-    Fields a method lacks are skipped."""
-    get = {k: getattr(cfg, k) for k in vars(cfg)}
+def check_vit_config(cfg):
+    """The geometry every method's Config shares (the encoder's and the decoder's width, heads and depth, the image
+    and patch sizes, mlp_ratio, mask_ratio), run first in its __post_init__: a one-line ValueError naming the field
+    before any layer is built (a bad width would otherwise fail deep inside Attention). A method's own fields are
+    checked in its own __post_init__."""
     for k, least in (("img_size", 1), ("patch", 1), ("dim", 1), ("heads", 1), ("decoder_dim", 1),
-                     ("decoder_heads", 1), ("clip_len", 1), ("depth", 0), ("decoder_depth", 0), ("core_depth", 0)):
-        if k in get and (not isinstance(get[k], int) or get[k] < least):
-            raise ValueError(f"{k} must be an integer >= {least}; got {get[k]!r}")
-    if get["img_size"] % get["patch"]:
-        raise ValueError(f"img_size={get['img_size']} is not divisible by patch={get['patch']}")
+                     ("decoder_heads", 1), ("depth", 0), ("decoder_depth", 0)):
+        check_int(cfg, k, least)
+    if cfg.img_size % cfg.patch:
+        raise ValueError(f"img_size={cfg.img_size} is not divisible by patch={cfg.patch}")
     for width, heads in (("dim", "heads"), ("decoder_dim", "decoder_heads")):
-        if width in get and get[width] % get[heads]:
-            raise ValueError(f"{width}={get[width]} is not divisible by {heads}={get[heads]}")
-        if width in get and get[width] % 4:   # 2D sin-cos positions: D/4 frequencies per axis and [sin, cos]
-            raise ValueError(f"{width}={get[width]} must be divisible by 4 (2D sin-cos positions)")
-    for k in ("mlp_ratio", "blr"):
-        v = get.get(k)
-        if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-            raise ValueError(f"{k} must be a number > 0; got {v!r}")
-    for k in ("weight_decay", "grad_clip", "warmup_steps", "psi_warmup_steps"):
-        v = get.get(k)
-        if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
-            raise ValueError(f"{k} must be a number >= 0; got {v!r}")
-    betas = get.get("betas")
-    if betas is not None and not (isinstance(betas, (tuple, list)) and len(betas) == 2 and
-                                  all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas)):
-        raise ValueError(f"betas must be two numbers in [0, 1), e.g. 0.9,0.95; got {betas!r}")
-    num_visible((get["img_size"] // get["patch"]) ** 2, get["mask_ratio"])   # at least one token kept
+        if getattr(cfg, width) % getattr(cfg, heads):
+            raise ValueError(f"{width}={getattr(cfg, width)} is not divisible by {heads}={getattr(cfg, heads)}")
+        if getattr(cfg, width) % 4:   # 2D sin-cos positions: D/4 frequencies per axis and [sin, cos]
+            raise ValueError(f"{width}={getattr(cfg, width)} must be divisible by 4 (2D sin-cos positions)")
+    check_number(cfg, "mlp_ratio", positive=True)
+    num_visible((cfg.img_size // cfg.patch) ** 2, cfg.mask_ratio)   # at least one token kept
+
+
+def check_int(cfg, k, least):
+    """A one-line ValueError unless the field k of cfg is an integer >= least."""
+    v = getattr(cfg, k)
+    if not isinstance(v, int) or v < least:
+        raise ValueError(f"{k} must be an integer >= {least}; got {v!r}")
+
+
+def check_number(cfg, k, positive=False):
+    """A one-line ValueError unless the field k of cfg is a finite number >= 0 (> 0 when positive)."""
+    v = getattr(cfg, k)
+    if not (isinstance(v, (int, float)) and math.isfinite(v) and (v > 0 if positive else v >= 0)):
+        raise ValueError(f"{k} must be a number {'>' if positive else '>='} 0; got {v!r}")
+
+
+def check_optimizer_fields(cfg):
+    """The optimizer's fields of a method's Config (blr, weight_decay, grad_clip, warmup_steps, betas): a one-line
+    ValueError naming the field, before AdamW fails on it. They belong to train.py, which builds the optimizer; here
+    until it calls this itself."""
+    check_number(cfg, "blr", positive=True)
+    for k in ("weight_decay", "grad_clip", "warmup_steps"):
+        check_number(cfg, k)
+    if not (isinstance(cfg.betas, (tuple, list)) and len(cfg.betas) == 2 and
+            all(isinstance(b, (int, float)) and 0 <= b < 1 for b in cfg.betas)):
+        raise ValueError(f"betas must be two numbers in [0, 1), e.g. 0.9,0.95; got {cfg.betas!r}")
 
 
 def load_encoder(path, patch, dim):

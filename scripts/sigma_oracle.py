@@ -98,7 +98,8 @@ def main(argv=None):
     for step in range(args.steps):
         clip, labels = world_batch(args.oracle, cfg, args.batch_size, step, args.shapes, args.side, args.pattern)
         batch = sigma.sample(clip, cfg, g)
-        x_psi, ids_mask, _ = model.predict(batch)
+        pred = model.predict(batch)
+        x_psi, ids_mask = pred.pred, pred.ids_mask
         target = codes[tube_labels(labels, batch, cfg, args.oracle)]                     # (B, t*N, F)
         out = model.loss(vit.gather_tokens(x_psi, ids_mask), vit.gather_tokens(target, ids_mask),
                          torch.tensor(step))

@@ -239,19 +239,19 @@ def test_a_students_part_trains_through_the_constructor(tmp_path, capsys):
     sets = ["dim=32", "depth=1", "core_depth=1", "decoder_depth=1", "decoder_dim=32", "n_source=2"]
     argv = ["--method", "rvm", "--out", str(tmp_path), "--steps", "2", "--batch-size", "2", "--log-every", "1",
             *[a for kv in sets for a in ("--set", kv)]]
-    train.main(argv, parts={"rvm": {"core_step": part}})
+    train.main(argv, parts={"rvm": {"gru_step": part}})
     assert len(calls) == 2 * 2                                   # 2 steps x n_source core steps
     ckpt = torch.load(tmp_path / "ckpt.pt", weights_only=True)
-    assert ckpt["parts"] == {"core_step": f"{part.__module__}.{part.__qualname__}"}
+    assert ckpt["parts"] == {"gru_step": f"{part.__module__}.{part.__qualname__}"}
     # the same seed without the part: the same weights, so the part is the only thing that changed
     train.main([*argv[:3], str(tmp_path / "ref"), *argv[4:]])
     ref = torch.load(tmp_path / "ref" / "ckpt.pt", weights_only=True)
     assert all(torch.equal(ckpt["model"][k], ref["model"][k]) for k in ref["model"])
     capsys.readouterr()
     model, _, _ = methods.load_checkpoint(str(tmp_path / "ckpt.pt"))   # rebuilt without the part: says so
-    assert "trained with" in capsys.readouterr().err and model.core.step is rvm.gru_step
-    model, _, _ = methods.load_checkpoint(str(tmp_path / "ckpt.pt"), parts={"rvm": {"core_step": part}})
-    assert model.core.step is part
+    assert "trained with" in capsys.readouterr().err and model.core.gru_step is rvm.gru_step
+    model, _, _ = methods.load_checkpoint(str(tmp_path / "ckpt.pt"), parts={"rvm": {"gru_step": part}})
+    assert model.core.gru_step is part
 
 
 def test_sigma_and_vicmae_take_their_part():
@@ -265,9 +265,9 @@ def test_sigma_and_vicmae_take_their_part():
     model = vicmae.ViCMAE(vicmae.Config(depth=1, decoder_depth=1), info_nce=counting(vicmae.info_nce, calls))
     model(vicmae.sample(torch.rand(2, 16, 3, 64, 64), model.cfg, torch.Generator().manual_seed(0)))
     assert len(calls) == 1
-    with pytest.raises(ValueError, match="core_step"):
+    with pytest.raises(ValueError, match="gru_step"):
         import rvm
-        rvm.RVM(rvm.Config(core="sa"), core_step=lambda *a: None)
+        rvm.RVM(rvm.Config(core="sa"), gru_step=lambda *a: None)
 
 
 # ----------------------------------------------------------------------------

@@ -1,4 +1,7 @@
-"""Tests for methods.py: the registry, checkpoints back to models, features of long videos."""
+"""Tests for methods.py: the registry, checkpoints back to models, features of long videos; the skeleton every
+method file shares (DESIGN.md: one name and one shape per role)."""
+import dataclasses
+import inspect
 import os
 
 import pytest
@@ -14,6 +17,33 @@ def test_registry_names_each_module_and_its_model_class():
     for name, module in methods.METHODS.items():
         assert module.__name__ == name and methods.MODELS[name].__module__ == name
         assert callable(module.sample) and callable(methods.MODELS[name].check_batch)
+
+
+ROLES = ["check_batch", "encode", "decode", "loss", "predict", "forward", "features", "reconstruct"]
+
+
+@pytest.mark.parametrize("name", ["rvm", "siammae", "vicmae", "sigma"])
+def test_every_method_has_one_name_and_one_shape_per_role(name):
+    module, Model = methods.METHODS[name], methods.MODELS[name]
+    assert [k for k in vars(Model) if k in ROLES] == ROLES                  # every role, in skeleton order
+    # a swappable part goes in through the constructor under its function's name (rvm.RVM(cfg, gru_step=...))
+    for arg in list(inspect.signature(Model.__init__).parameters.values())[2:]:
+        assert callable(arg.default) and arg.default.__name__ == arg.name and getattr(module, arg.name) is arg.default
+    model, cfg = tiny_model(name)
+    model.train()                                                           # ViC-MAE's BatchNorm wants >= 2 pairs
+    clip = torch.rand(2, cfg.clip_len, 3, cfg.img_size, cfg.img_size, generator=torch.Generator().manual_seed(0))
+    batch = module.sample(clip, cfg, torch.Generator().manual_seed(0))
+    out = model.predict(batch)                                              # one named structure
+    assert isinstance(out, vit.Prediction) and [f.name for f in dataclasses.fields(out)] == \
+        ["pred", "mask", "frames", "latent", "ids_mask"]
+    assert out.pred.shape[:-1] == out.mask.shape and out.latent.shape[-1] == cfg.dim
+    assert set(out.mask.unique().tolist()) == {0.0, 1.0}
+    losses, real = [], model.loss                                           # loss: a dict with "loss", everywhere
+    model.loss = lambda *a, **k: losses.append(real(*a, **k)) or losses[-1]
+    logged = model(batch)
+    assert losses and all(isinstance(d, dict) and d["loss"].dim() == 0 for d in losses)
+    assert logged["loss"] is losses[0]["loss"] and logged["loss"].requires_grad
+    assert all(v.dim() == 0 and not v.requires_grad for k, v in logged.items() if k != "loss")
 
 
 def test_load_checkpoint_round_trip_and_weight_mismatch(tmp_path):

@@ -96,7 +96,7 @@ def test_sample_rejects_bad_clips():
 # the recurrent core (Sec. 3.2)
 
 
-def test_core_step_is_the_four_equations():
+def test_gru_step_is_the_four_equations():
     torch.manual_seed(0)
     core = R.GatedTransformerCore(dim=16, depth=2, heads=2, mlp_ratio=2.0)
     with torch.no_grad():
@@ -247,14 +247,15 @@ def test_asymmetric_masking_and_hidden_target_pixels_never_reach_the_model():
     x_src, x_tgt = model.encode(batch["source"], batch["target"], ids_keep)
     assert x_src.shape == (2, cfg.n_source, 1 + 64, 32)                        # sources: all 64 tokens
     assert x_tgt.shape == (2, K, 1 + int(64 * 0.05), 32)                       # targets: int(N * 0.05) = 3 visible
-    pred, m = model.predict(batch)
+    out = model.predict(batch)
+    pred, m = out.pred, out.mask
     assert torch.equal(m.sum(-1), torch.full((2, K), 64.0 - 3)) and torch.equal(m.flatten(0, 1), mask)
     hidden, shown = [torch.nonzero(m[0, 1] == v)[0].item() for v in (1, 0)]
     for i, should_change in ((hidden, False), (shown, True)):
         target = batch["target"].clone()
         rows, cols = patch_box(i, 8, cfg.patch)
         target[0, 1, :, rows, cols] = torch.rand(3, cfg.patch, cfg.patch)
-        pred2, _ = model.predict({**batch, "target": target})
+        pred2 = model.predict({**batch, "target": target}).pred
         assert torch.equal(pred2[1], pred[1]) and torch.equal(pred2[0, 0], pred[0, 0])   # other targets untouched
         assert (not torch.allclose(pred2[0, 1], pred[0, 1], atol=1e-6)) == should_change
 
@@ -271,7 +272,7 @@ def test_decoder_reads_all_source_frames():
         o2 = o.clone()
         o2[:, 0] = torch.randn_like(o2[:, 0])                                  # the first source frame's outputs only
         b = model.decode(o2, x_tgt, ids_restore, batch["delta"], 8, 8)
-    assert torch.allclose(a, model.predict(batch)[0], atol=1e-6) and not torch.allclose(a, b, atol=1e-4)
+    assert torch.allclose(a, model.predict(batch).pred, atol=1e-6) and not torch.allclose(a, b, atol=1e-4)
 
 
 def test_time_offset_embedding_is_one_hot_linear_and_used():
@@ -296,13 +297,13 @@ def test_loss_is_plain_l2_over_every_pixel_of_every_target():
     pred = torch.rand(2, cfg.n_targets, 64, 48, requires_grad=True)
     frames = vit.unpatchify(pred.detach().flatten(0, 1), 4, 8, 8).view(2, cfg.n_targets, 3, 32, 32)
     want = torch.stack([((frames[:, k] - batch["target"][:, k]) ** 2).mean() for k in range(cfg.n_targets)]).mean()
-    loss = model.loss(pred, batch["target"])
+    loss = model.loss(pred, batch["target"])["loss"]
     assert torch.allclose(loss, want, atol=1e-6) and loss.dtype == torch.float32
     loss.backward()
     assert torch.count_nonzero(pred.grad) == pred.numel()                      # every pixel, visible patches too
-    shifted = model.loss(pred.detach() + 0.1, batch["target"] + 0.1)
+    shifted = model.loss(pred.detach() + 0.1, batch["target"] + 0.1)["loss"]
     assert torch.allclose(shifted, loss, atol=1e-5)                            # raw pixels: shift-equivariant only
-    assert not torch.allclose(model.loss(pred.detach() * 2, batch["target"] * 2), loss)   # no per-patch normalization
+    assert not torch.allclose(model.loss(pred.detach() * 2, batch["target"] * 2)["loss"], loss)   # no per-patch norm
 
 
 @pytest.mark.parametrize("kw", [dict(n_source=1), dict(n_source=2), dict(n_source=4), dict(core="sa")])

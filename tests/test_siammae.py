@@ -115,13 +115,13 @@ def test_masked_f2_pixels_never_reach_the_model(encoder):
     cfg = cfg_(encoder=encoder)
     model, batch = model_(cfg), batch_(cfg, B=2)
     _, _, mask = masks_of(batch, cfg)
-    pred, _ = model.predict(batch)
+    pred = model.predict(batch).pred
     hidden, shown = [torch.nonzero(mask[0] == v)[0].item() for v in (1, 0)]
     for i, should_change in ((hidden, False), (shown, True)):
         f2 = batch["f2"].clone()
         rows, cols = patch_box(i, 8, cfg.patch)
         f2[0, :, rows, cols] = torch.rand(3, cfg.patch, cfg.patch)
-        pred2, _ = model.predict({**batch, "f2": f2})
+        pred2 = model.predict({**batch, "f2": f2}).pred
         assert torch.equal(pred2[1], pred[1])                                  # other samples untouched
         assert (not torch.allclose(pred2[0], pred[0], atol=1e-6)) == should_change
 
@@ -203,16 +203,17 @@ def reference_loss(pred, f2, mask, p, norm_pix):
 def test_loss_matches_the_formula_on_masked_patches_only(norm_pix):
     cfg = cfg_(norm_pix_loss=norm_pix)
     model, batch = model_(cfg), batch_(cfg, B=2)
-    pred, mask = model.predict(batch)
+    out = model.predict(batch)
+    pred, mask = out.pred, out.mask
     ref = reference_loss(pred, batch["f2"], mask, cfg.patch, norm_pix)
     assert torch.allclose(model(batch)["loss"], ref, atol=1e-5)
-    loss = model.loss(pred, batch["f2"], mask)
+    loss = model.loss(pred, batch["f2"], mask)["loss"]
     assert loss.dtype == torch.float32 and loss.dim() == 0
     shown, hidden = torch.nonzero(mask[0] == 0)[0].item(), torch.nonzero(mask[0] == 1)[0].item()
     for i, should_change in ((shown, False), (hidden, True)):
         pred2 = pred.clone()
         pred2[0, i] += 3.0
-        assert (model.loss(pred2, batch["f2"], mask) != loss) == should_change
+        assert (model.loss(pred2, batch["f2"], mask)["loss"] != loss) == should_change
 
 
 @pytest.mark.parametrize("encoder", ["siamese", "joint"])
@@ -265,7 +266,7 @@ def test_reconstruct_denormalizes_and_pastes_visible_patches():
     pix = rec["mask"].view(2, 8, 1, 8, 1).expand(2, 8, 4, 8, 4).reshape(2, 1, 32, 32).bool()  # (B, 1, H, W)
     assert torch.equal(torch.where(pix, 0, rec["paste"]), torch.where(pix, 0, batch["f2"]))
     assert torch.equal(torch.where(pix, rec["paste"], 0), torch.where(pix, rec["pred"], 0))
-    pred, _ = model.predict(batch)                                            # pred is in the patches' own statistics
+    pred = model.predict(batch).pred                                          # pred is in the patches' own statistics
     assert torch.allclose(vit.patch_targets(rec["pred"], cfg.patch)[rec["mask"].bool()],
                           vit.normalize_patches(pred)[rec["mask"].bool()], atol=1e-3)
 
@@ -315,5 +316,5 @@ def test_overfits_a_fixed_batch():
         opt.step()
         losses.append(loss.item())
     _, _, mask = masks_of(batch, cfg)
-    zero = model.loss(torch.zeros(4, 64, 48), batch["f2"], mask).item()     # predicting the patch mean: ~1
+    zero = model.loss(torch.zeros(4, 64, 48), batch["f2"], mask)["loss"].item()   # predicting the patch mean: ~1
     assert losses[-1] < 0.5 * losses[0] and losses[-1] < 0.7 * zero, (losses[0], losses[-1], zero)

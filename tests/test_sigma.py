@@ -186,12 +186,13 @@ def test_tube_masking_shares_the_spatial_mask_and_is_exact():
 def test_psi_sees_only_visible_tubes():
     cfg = small_cfg()
     model, batch = sigma.SIGMA(cfg), make_batch(cfg)
-    x_psi, ids_mask, mask = model.predict(batch)
+    out = model.predict(batch)
+    x_psi, ids_mask, mask = out.pred, out.ids_mask, out.mask
     # scramble the pixels of every masked tube: Psi's output must not change
     m = mask.view(2, 2, 4, 4)[:, 0].repeat_interleave(8, 1).repeat_interleave(8, 2)   # (B, H, W) pixels
     video = torch.where(m[:, None, None].bool(), torch.rand_like(batch["video"]), batch["video"])
     assert not torch.equal(video, batch["video"])
-    assert torch.allclose(model.predict({**batch, "video": video})[0], x_psi, atol=1e-6)
+    assert torch.allclose(model.predict({**batch, "video": video}).pred, x_psi, atol=1e-6)
     assert ids_mask.shape == (2, 2 * 12)                           # 75% of 16 tubes masked in 2 slots
 
 
@@ -283,7 +284,8 @@ def test_pixels_loss_is_videomae_eq_1():
     torch.manual_seed(0)
     model, batch = sigma.SIGMA(cfg), make_batch(cfg)
     assert model.projector is None and model.prototypes is None
-    x_psi, ids_mask, _ = model.predict(batch)
+    out = model.predict(batch)
+    x_psi, ids_mask = out.pred, out.ids_mask
     p, k, w = cfg.patch, cfg.tubelet, cfg.img_size // cfg.patch
     errors = []
     for b in range(len(ids_mask)):

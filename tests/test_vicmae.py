@@ -197,11 +197,12 @@ def test_official_code_weights():
 def test_loss_mask_is_eq2_averaged_over_views():
     cfg = small_cfg()
     model, batch = vicmae.ViCMAE(cfg), make_batch(cfg)
-    per_view = []
-    for f, noise in [(batch["f1"], batch["noise1"]), (batch["f2"], batch["noise2"])]:
-        ids_keep, ids_restore, mask = vit.random_masking(4, 16, cfg.mask_ratio, noise=noise)
+    per_view, masks = [], [vit.random_masking(4, 16, cfg.mask_ratio, noise=batch[k]) for k in ("noise1", "noise2")]
+    x = model.encode(batch["f1"], batch["f2"], torch.cat([masks[0][0], masks[1][0]]))   # (2B, 1+n, D), f1s then f2s
+    for view, f in enumerate((batch["f1"], batch["f2"])):
+        _, ids_restore, mask = masks[view]
         assert mask.sum(1).eq(12).all()                               # 75% of 16 patches removed
-        pred = model.decode(model.encode(f, ids_keep), ids_restore, 4, 4)
+        pred = model.decode(x[4 * view:4 * (view + 1)], ids_restore, 4, 4)
         target = vit.patchify(f, 8)
         target = (target - target.mean(-1, keepdim=True)) / (target.var(-1, keepdim=True) + 1e-6).sqrt()
         err = ((pred - target) ** 2).mean(-1)                          # (B, N)
@@ -213,9 +214,9 @@ def test_loss_mask_is_eq2_averaged_over_views():
 def test_both_losses_send_gradient_into_the_encoder():
     cfg = small_cfg(lam_warmup_steps=10)
     model, batch = vicmae.ViCMAE(cfg), make_batch(cfg)
-    frames, x, pred, mask = model.predict(batch)
-    l_mask = vit.masked_mse(pred, vit.patch_targets(frames, 8), mask)
-    l_neg = vicmae.info_nce(*model.heads(x[:4], x[4:]), cfg.tau)
+    out = model.predict(batch)
+    l_mask = vit.masked_mse(out.pred, vit.patch_targets(out.frames, 8), out.mask)
+    l_neg = vicmae.info_nce(*model.heads(out.latent[:4], out.latent[4:]), cfg.tau)
     enc = list(model.encoder.blocks.parameters())
     g_mask = torch.autograd.grad(l_mask, enc + list(model.predictor.parameters()), retain_graph=True,
                                  allow_unused=True)

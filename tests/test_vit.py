@@ -324,16 +324,31 @@ def test_paste_patches_is_target_where_visible_and_prediction_where_masked():
     ("sigma", "patch", 0, "patch must be an integer >= 1"),
     ("rvm", "depth", -1, "depth must be an integer >= 0"),
     ("siammae", "mask_ratio", float("nan"), "mask ratio nan"),
-    ("vicmae", "blr", 0.0, "blr must be a number > 0"),
-    ("sigma", "betas", (0.9,), "betas must be two numbers"),
-    ("rvm", "betas", (0.9, 1.0), "betas must be two numbers"),
-    ("siammae", "grad_clip", float("inf"), "grad_clip must be a number >= 0"),
+    ("vicmae", "mlp_ratio", 0.0, "mlp_ratio must be a number > 0"),
+    ("sigma", "clip_len", 15.0, "clip_len must be an integer >= 1"),
+    ("rvm", "core_depth", -1, "core_depth must be an integer >= 0"),
+    ("sigma", "psi_warmup_steps", -1, "psi_warmup_steps must be a number >= 0"),
 ])
 def test_every_config_checks_the_shared_fields_by_name(name, field, value, message):
     cfg = methods.METHODS[name].Config()
     with pytest.raises(ValueError, match=re.escape(message)):
         dataclasses.replace(cfg, **{field: value})
     assert dataclasses.replace(cfg, depth=0).depth == 0             # a depth of 0 is a model too (no blocks)
+
+
+@pytest.mark.parametrize("name, field, value, message", [
+    ("vicmae", "blr", 0.0, "blr must be a number > 0"),
+    ("sigma", "betas", (0.9,), "betas must be two numbers"),
+    ("rvm", "betas", (0.9, 1.0), "betas must be two numbers"),
+    ("siammae", "grad_clip", float("inf"), "grad_clip must be a number >= 0"),
+    ("rvm", "warmup_steps", -1, "warmup_steps must be a number >= 0"),
+])
+def test_optimizer_fields_are_checked_by_name(name, field, value, message):
+    bad = methods.METHODS[name].Config()
+    setattr(bad, field, value)                                      # past __post_init__: the check alone
+    with pytest.raises(ValueError, match=re.escape(message)):
+        vit.check_optimizer_fields(bad)
+    vit.check_optimizer_fields(methods.METHODS[name].Config())     # the presets pass
 
 
 def test_crossblock_without_norm_kv_reads_the_context_as_it_is():
