@@ -1,6 +1,6 @@
 """Benchmark: training-step speed, memory and MFU of every method, and RVM's linear cost in time.
 
-    python bench.py --method all                      # tiny preset on this machine: a table in minutes
+    python bench.py --method all                      # the tiny preset on this machine
     python bench.py --method rvm --profile            # + the top ops of one step (torch.profiler)
     python bench.py --method all --preset small --compile --precision bf16   # one GPU
 
@@ -17,7 +17,7 @@ What it measures, per method:
   run in the same dtype: that ratio is the MFU. With activation checkpointing (RVM's `checkpoint`)
   the recomputed forward is counted too.
 And RVM's `features` (a recurrent core: cost linear in T) against a joint space-time encoder
-(SIGMA's TubeViT over the whole video, no windows: attention ~ T^2), for T = 16 .. 256 frames.
+(SIGMA's TubeViT over the whole video, no windows: attention ~ T^2), for each T of --frames.
 Output: a Markdown table on stdout, and bench.md, bench.json, rvm_scaling.png in --out.
 """
 import argparse

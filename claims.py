@@ -28,9 +28,9 @@ import runs
 ROOT = os.path.dirname(os.path.abspath(__file__))
 
 # The shapes world of the claims: each kind wears its own pattern (toyworld._pattern), so no linear function of
-# a patch tells the kinds apart, and shapes of 20-40 px fill the frame (at the default 10-21 px a masked tube has
-# few visible tubes of its own object). On the default shapes world random-init features propagate labels as
-# well as trained ones (docs/claims.md, docs/experiments.md).
+# a patch tells the kinds apart, and big shapes fill the frame (at the default sizes a masked tube has few visible
+# tubes of its own object). On the default shapes world random-init features propagate labels as well as trained
+# ones (docs/claims.md, docs/experiments.md).
 PATTERN_WORLD = "shapes:pattern=true:side=20,40"
 # SiamMAE's and ViC-MAE's own tiny lr leaves them near their random init in the pattern world; this blr gives them
 # SIGMA's tiny lr (lr = blr x batch / 256; docs/experiments.md). The tiny preset's only: --preset small keeps the
