@@ -382,6 +382,9 @@ a.ref { color: #0b5cad; text-decoration: underline dotted; }
 code { font: .88em ui-monospace, "DejaVu Sans Mono", Menlo, monospace; background: #eef1f4; padding: 0 .2em; }
 .sec { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 2fr); border-top: 1px solid #e3e3e3; }
 .prose { padding: .4em 1.2em .6em 16px; background: #f8f7f2; font-size: 17px; }
+.sec.intro { grid-template-columns: minmax(0, 1fr); }
+.sec.intro .prose { padding-right: 16px; }
+.sec.intro .prose > * { max-width: 62em; }
 .prose h3 { font-size: 1em; margin: .3em 0; font-family: ui-monospace, "DejaVu Sans Mono", monospace; }
 .prose h3 a { color: #7a2e00; text-decoration: none; }
 .prose p { margin: .4em 0; }
@@ -474,11 +477,12 @@ class Site:
 
     # --- a file as a page to read ---
 
-    def prose_html(self, items, url, module_doc):
+    def prose_html(self, items, url, method_doc):
         """Prose lines [(n, text)] -> paragraphs, lists and indented blocks; each source line its own span with
-        data-line = its line number. Indented lines of the module docstring are formulas: typeset where they read
-        as one."""
+        data-line = its line number. In a method's module docstring the indented block after the paragraph that
+        starts with "Loss" is the loss (DESIGN.md: "the loss as a formula"): typeset where a line reads as one."""
         out, block = [], None   # block: the open element, "p" | "ul" | "pre"
+        loss = False            # in the "Loss ..." paragraph or the block after it
 
         def open_(kind):
             nonlocal block
@@ -500,7 +504,7 @@ class Site:
                 out.append(f'{span}</span>')
             elif text.startswith("  "):
                 open_("pre")
-                tex = self.typeset.line(text.strip(), url) if module_doc else None
+                tex = self.typeset.line(text.strip(), url) if method_doc and loss else None
                 if tex:
                     out.append(f'<span class="pl tex" id="L{n}" data-line="{n}">{tex}</span>')
                 else:
@@ -515,6 +519,7 @@ class Site:
                     close()
                 if block is None:
                     open_("p")
+                    loss = text.startswith("Loss")
                 out.append(f"{span}{inline(text, url)}</span>\n")
         close()
         return "".join(out)
@@ -559,10 +564,12 @@ class Site:
                 head = (f'<h3><a href="#{esc(qual)}">{esc(qual)}</a> '
                         f'<span class="lines">L{node_start(node)}-{node.end_lineno}</span></h3>')
             items = [(n, prose[n]) for n in sec["prose"]]
-            left = self.prose_html(items, url, module_doc=bool(items) and items[0][0] in module_doc)
+            doc = bool(items) and items[0][0] in module_doc
+            left = self.prose_html(items, url, method_doc=doc and name in self.papers)
             right = "".join(f'<span class="{line_class(lines[n - 1])}" id="L{n}" data-line="{n}"><span class="ln">{n}'
                             f"</span>{code[n - 1]}</span>" for n in sec["code"])
-            body.append(f'<section class="sec"{sid}><div class="prose">{head}{left}</div>'
+            kind = "sec intro" if doc else "sec"   # the module docstring reads full width: the loss needs room
+            body.append(f'<section class="{kind}"{sid}><div class="prose">{head}{left}</div>'
                         f'<div class="code">{right}</div></section>')
         return self.page(name, f"{name}.py", "\n".join(body))
 

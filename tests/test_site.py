@@ -154,8 +154,8 @@ def roles_by_name(tree):
 @pytest.fixture(scope="module")
 def site():
     """site/ built by site.py (as `make site`), and the files it shows."""
-    result = subprocess.run([sys.executable, "site.py", "--out",
-                             str(SITE)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "site.py", "--out", str(SITE)], cwd=ROOT, capture_output=True, text=True,
+                            timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     return method_names()
 
@@ -267,9 +267,8 @@ def test_a_role_missing_from_a_file_is_shown_as_missing(tmp_path):
 
 def test_a_folder_without_the_project_is_one_line_error(tmp_path):
     (tmp_path / "README.md").write_text("# no method table here\n")
-    result = subprocess.run([sys.executable, str(ROOT / "site.py"),
-                             "--root", str(tmp_path), "--out", str(tmp_path / "site")],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, str(ROOT / "site.py"), "--root", str(tmp_path), "--out",
+                             str(tmp_path / "site")], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and result.stderr.startswith("error: README.md has no method table"), result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "site").exists()
 
@@ -339,9 +338,9 @@ def test_screenshots_in_chromium_are_not_blank(site, tmp_path):
     def code(region):
         return sum(share(region, c) for c in tokens)
 
-    img = screenshot(browser, f"{first}.html", shots / f"{first}.png", (1280, 1600), tmp_path)
+    img = screenshot(browser, f"{first}.html", shots / f"{first}.png", (1280, 2400), tmp_path)
     assert colours(img) > 200, "the method page looks blank"
-    left, right = img[:, :400], img[:, 560:]
+    left, right = img[1200:, :400], img[1200:, 560:]   # below the module docstring, which reads full width
     assert share(left, prose_bg) > 0.3, "no prose column on the left"
     assert code(right) > 0.0008 and share(right, prose_bg) < 0.1, "no highlighted code on the right"
     img = screenshot(browser, f"compare-{first}-{second}.html", shots / f"compare-{first}-{second}.png",
