@@ -1,31 +1,25 @@
 """RVM: Recurrent Video Masked Autoencoders (Zoran et al. 2025)
 https://arxiv.org/abs/2512.13684 (project page https://rvm-paper.github.io)
 
-SiamMAE with a memory. n_source consecutive frames are seen whole, one at a
-time; n_targets later frames, each `delta` frames after the last source frame,
-are 95% masked and rebuilt from what the model remembers. Every frame goes
-through the same per-frame ViT; a GRU-gated transformer core (Sec. 3.2) reads
-the source frames in order: the current frame's tokens query (cross-attend to)
-the previous state, a reset gate decides how much of the state to show, an
-update gate how much of it to replace, and the new state is the frame's
-feature; a cross-attention decoder (Sec. 3.1) rebuilds each target from its few
-visible patches, [MASK] tokens, its time offset and the core's outputs.
+SiamMAE with a memory. n_source consecutive frames are seen whole, one at a time; n_targets later frames, each `delta`
+frames after the last source frame, are 95% masked and rebuilt from what the model remembers. Every frame goes through
+the same per-frame ViT; a GRU-gated transformer core (Sec. 3.2) reads the source frames in order: the current frame's
+tokens query (cross-attend to) the previous state, a reset gate decides how much of the state to show, an update gate
+how much of it to replace, and the new state is the frame's feature; a cross-attention decoder (Sec. 3.1) rebuilds each
+target from its few visible patches, [MASK] tokens, its time offset and the core's outputs.
 
-Why it sees motion that a frame model cannot (the moving white-noise square,
-Sec. 4.4, Fig. 6): each frame of that video is white noise on its own, so a
-frame encoder (SiamMAE, DINO) has nothing to segment. In the core the queries
-are the current frame and the keys/values the memory of earlier ones: a
-background patch finds its own content at its own place in the state, a patch
-of the square finds it a step away. The square exists only across time, and
-the loss asks for it: to paint the target, the decoder must know where the
-square has gone. Why asymmetric masking (Sec. 3.1): sources are unmasked, so
-the state is built from whole frames, as at test time; a target keeps only
-int(0.05 N) patches, too few to copy, so its pixels must come from the past.
+Why it sees motion that a frame model cannot (the moving white-noise square, Sec. 4.4, Fig. 6): each frame of that video
+is white noise on its own, so a frame encoder (SiamMAE, DINO) has nothing to segment. In the core the queries are the
+current frame and the keys/values the memory of earlier ones: a background patch finds its own content at its own place
+in the state, a patch of the square finds it a step away. The square exists only across time, and the loss asks for it:
+to paint the target, the decoder must know where the square has gone. Why asymmetric masking (Sec. 3.1): sources are
+unmasked, so the state is built from whole frames, as at test time; a target keeps only int(0.05 N) patches, too few to
+copy, so its pixels must come from the past.
 
 Loss (Sec. 3.1): plain L2 over all pixels of every target (no per-patch normalization), mean over targets:
     L = 1/K sum_k 1/(3HW) ||X_hat_k - X_k||^2
 
-Train: python train.py --method rvm --preset tiny --steps 5000   (make demo)
+Train: python train.py --method rvm --preset tiny --data noise_square   (make demo trains it longer)
 """
 from dataclasses import dataclass
 
@@ -40,7 +34,7 @@ import vit
 @dataclass
 class Config:
     # --- encoder: the shared tiny ViT (paper: ViT-S/B/L/H at 256 px, patch 16, Sec. 4.1) ---
-    img_size: int = 64          # paper 256; tiny 64 so a CPU step takes a fraction of a second
+    img_size: int = 64          # paper 256; tiny 64, a frame a CPU encodes quickly
     patch: int = 8              # paper 16; tiny 8 -> 8x8 = 64 tokens per frame
     dim: int = 64               # paper 384 (ViT-S); also the core's width: the state lives in the encoder's space
     depth: int = 1              # paper 12 (ViT-S); tiny narrow: wider, deeper stayed on the plateau (docs/)
@@ -56,17 +50,17 @@ class Config:
     # --- the pretext task (Sec. 3, 4.1) ---
     mask_ratio: float = 0.95    # of each target's patches; sources are never masked
     n_source: int = 4           # consecutive source frames unrolled by the core; paper 4 (Table 3a: 1, 2, 4)
-    n_targets: int = 2          # targets per clip, each its own delta; paper 4; tiny 2 (3/4 of the cost of 4)
+    n_targets: int = 2          # targets per clip, each its own delta; paper 4; tiny 2 (fewer decoder passes a step)
     delta_min: int = 1          # paper 4 (after the last source); tiny 1: near targets teach motion first. The square
     delta_max: int = 4          # wraps in 8 frames: a target 8 after a source IS it, so n_source + this <= 8; paper 48
     clip_len: int = 16          # frames the loader supplies; needs >= n_source + delta_max; paper 64
     max_delta: int = 16         # classes of the one-hot time-offset embedding (> delta_max); official 64
     checkpoint: bool = False    # recompute the per-frame encoder in backward (BPTT memory, Sec. 5); for ViT-L/H
     # --- optimizer: AdamW, warmup + cosine (Sec. 4.1; values in the paper's supplement, so MAE's) ---
-    blr: float = 9.6e-2         # MAE 1.5e-4 per 256; tiny lr 3e-3 at batch 8 (docs/experiments.md)
+    blr: float = 9.6e-2         # MAE 1.5e-4 per 256 (lr = blr * B / 256); tiny: docs/experiments.md's choice
     weight_decay: float = 0.05  # MAE 0.05
     betas: tuple = (0.9, 0.95)  # MAE (0.9, 0.95)
-    warmup_steps: int = 250     # MAE 5% of the run; tiny 5% of make demo's 5000 (docs/experiments.md)
+    warmup_steps: int = 250     # MAE 5% of the run; tiny: a small share of a demo run (docs/experiments.md)
     grad_clip: float = 1.0      # MAE 0 (no clip); tiny 1.0 guards backprop through time at a larger lr
 
     def __post_init__(self):
@@ -97,11 +91,10 @@ class Config:
 
 
 def sample(clip, cfg, generator):
-    """Sec. 4.1: from each clip (B, T, 3, H, W) take n_source consecutive frames
-    (a uniform start where the widest gap fits) and n_targets targets, each independently
-    delta ~ U{delta_min..delta_max} frames after the last source frame; draw the noise
-    (B, n_targets, N) that masks the targets. The data pipeline cropped and
-    flipped the clip as a whole. Randomness from `generator`: start, deltas, noise."""
+    """Sec. 4.1: from each clip (B, T, 3, H, W) take n_source consecutive frames (a uniform start where the widest gap
+    fits) and n_targets targets, each independently delta ~ U{delta_min..delta_max} frames after the last source frame;
+    draw the noise (B, n_targets, N) that masks the targets. The data pipeline cropped and flipped the clip as a whole.
+    Randomness from `generator`: start, deltas, noise."""
     vit.check_frames(clip, cfg.patch, "clip", ndim=5)
     B, T, _, H, W = clip.shape
     S, K = cfg.n_source, cfg.n_targets
@@ -138,18 +131,18 @@ def gru_step(e, s, w_input_update, w_state_update, w_input_reset, w_state_reset,
 
 
 class GatedTransformerCore(nn.Module):
-    """`gru_step` (or a student's step of its signature) and its learned pieces: the W, bias-free linears on the
-    feature dimension shared by all tokens, named by role (e = input, s = state); e_t, s_t (B, 1+N, D), one state
-    vector a token."""
+    """`gru_step` (or a student's step of its signature) and its learned pieces: the W, bias-free linears on the feature
+    dimension shared by all tokens, named by role (e = input, s = state); e_t, s_t (B, 1+N, D), one state vector a
+    token."""
 
     def __init__(self, dim, depth, heads, mlp_ratio, gru_step=gru_step):
         super().__init__()
         self.gru_step = gru_step
         self.w_input_update, self.w_state_update = nn.Linear(dim, dim, bias=False), nn.Linear(dim, dim, bias=False)
         self.w_input_reset, self.w_state_reset = nn.Linear(dim, dim, bias=False), nn.Linear(dim, dim, bias=False)
-        # LN(s_{t-1}) is in the official code (scale, no bias, eps 1e-4), not in the paper's equation: it keeps
-        # the keys' scale fixed however the state drifts (a bare scale: vit.init_weights wants LN biases).
-        # Tx's keys/values are then r * LN(s) as they are (norm_kv=False, the official block), so r -> 0 blanks them.
+        # LN(s_{t-1}) is in the official code (scale, no bias, eps 1e-4), not in the paper's equation: it keeps the
+        # keys' scale fixed however the state drifts (a bare scale: vit.init_weights wants LN biases). Tx's keys/values
+        # are then r * LN(s) as they are (norm_kv=False, the official block), so r -> 0 blanks them.
         self.state_scale = nn.Parameter(torch.ones(dim))
         self.blocks = nn.ModuleList([vit.CrossBlock(dim, heads, mlp_ratio, norm_kv=False) for _ in range(depth)])
         self.norm = nn.LayerNorm(dim)       # Tx ends with a LayerNorm, as in the official code
@@ -168,9 +161,9 @@ class GatedTransformerCore(nn.Module):
 
 
 class SelfAttentionCore(nn.Module):
-    """Table 3b ablation: no recurrence; full self-attention over the tokens of all frames together
-    (1 x p x p patches + a sin-cos time encoding), same depth and width as the gated core.
-    Every output sees every frame, the future too, at a cost that grows as T^2."""
+    """Table 3b ablation: no recurrence; full self-attention over the tokens of all frames together (1 x p x p patches +
+    a sin-cos time encoding), same depth and width as the gated core. Every output sees every frame, the future too, at
+    a cost that grows as T^2."""
 
     def __init__(self, dim, depth, heads, mlp_ratio):
         super().__init__()
@@ -203,8 +196,8 @@ class RVM(nn.Module):
         # Sec. 3.2 "Recurrent core" (or the Table 3b self-attention ablation)
         self.core = GatedTransformerCore(cfg.dim, cfg.core_depth, cfg.heads, cfg.mlp_ratio, gru_step) \
             if cfg.core == "gru" else SelfAttentionCore(cfg.dim, cfg.core_depth, cfg.heads, cfg.mlp_ratio)
-        # Sec. 3.1 "Decoder": ONE linear embeds both target tokens and source features, [MASK] token,
-        # decoder positions, the time offset (one-hot(delta) -> linear, as the official code), blocks, pixels
+        # Sec. 3.1 "Decoder": ONE linear embeds both target tokens and source features, [MASK] token, decoder positions,
+        # the time offset (one-hot(delta) -> linear, as the official code), blocks, pixels
         self.decoder_embed = nn.Linear(cfg.dim, cfg.decoder_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, cfg.decoder_dim))
         self.delta_embed = nn.Linear(cfg.max_delta, cfg.decoder_dim)
@@ -248,8 +241,8 @@ class RVM(nn.Module):
         return self.encoder.cls_token.new_zeros(B, 1 + N, self.cfg.dim)
 
     def unroll(self, x_src, state=None):
-        """Sec. 3.2: unroll the core over encoded frames x_src (B, T, 1+N, D) from `state` (None = s_0)
-        -> outputs o_1..o_T (B, T, 1+N, D) and the last state (None for "sa", which has no state)."""
+        """Sec. 3.2: unroll the core over encoded frames x_src (B, T, 1+N, D) from `state` (None = s_0) -> outputs
+        o_1..o_T (B, T, 1+N, D) and the last state (None for "sa", which has no state)."""
         if self.cfg.core == "sa":
             return self.core(x_src), None
         s = self.init_state(x_src.shape[0], x_src.shape[2] - 1) if state is None else state
@@ -260,8 +253,8 @@ class RVM(nn.Module):
         return torch.stack(outs, dim=1), s                                        # (B, T, 1+N, D)
 
     def step(self, frame, state=None):
-        """Streaming: a frame (B, 3, H, W) and the state (B, 1+N, D) (None = s_0) -> its features o_t
-        (B, h, w, D), [CLS] dropped, and the new state. Only the state is carried: memory flat in time."""
+        """Streaming: a frame (B, 3, H, W) and the state (B, 1+N, D) (None = s_0) -> its features o_t (B, h, w, D),
+        [CLS] dropped, and the new state. Only the state is carried: memory flat in time."""
         if self.cfg.core != "gru":
             raise ValueError("step() needs the recurrent core (core='gru'); the 'sa' ablation has no state")
         vit.check_frames(frame, self.cfg.patch, "frame")
@@ -272,9 +265,9 @@ class RVM(nn.Module):
         return s[:, 1:].reshape(B, H // self.cfg.patch, W // self.cfg.patch, -1), s   # (B, h, w, D)
 
     def decoder_tokens(self, x, ids_restore, delta, h, w):
-        """Sec. 3.1 "Decoder" input for the targets: project x (B*K, 1+n, D) to the decoder width,
-        put the n visible tokens back in place among [MASK] tokens, add decoder positions and the
-        embedding of the time offset delta (B*K,) to all N patch tokens. -> (B*K, 1+N, Dd), [CLS] first."""
+        """Sec. 3.1 "Decoder" input for the targets: project x (B*K, 1+n, D) to the decoder width, put the n visible
+        tokens back in place among [MASK] tokens, add decoder positions and the embedding of the time offset delta
+        (B*K,) to all N patch tokens. -> (B*K, 1+N, Dd), [CLS] first."""
         x = self.decoder_embed(x)                                                 # (B*K, 1+n, Dd)
         patches = vit.restore_tokens(x[:, 1:], ids_restore, self.mask_token)      # (B*K, N, Dd)
         pos = vit.sincos_pos_for(self.decoder_pos, self.encoder.grid, (h, w))   # (1, N, Dd)
@@ -282,8 +275,8 @@ class RVM(nn.Module):
         return torch.cat([x[:, :1], patches + pos + when[:, None]], dim=1)        # (B*K, 1+N, Dd)
 
     def decode(self, o_src, x_tgt, ids_restore, delta, h, w):
-        """o_src (B, S, 1+N, D) core outputs, x_tgt (B, K, 1+n, D), ids_restore (B*K, N),
-        delta (B, K) -> the prediction for every patch of every target (B, K, N, p*p*3)."""
+        """o_src (B, S, 1+N, D) core outputs, x_tgt (B, K, 1+n, D), ids_restore (B*K, N), delta (B, K) -> the prediction
+        for every patch of every target (B, K, N, p*p*3)."""
         B, K = x_tgt.shape[:2]
         y = self.decoder_tokens(x_tgt.flatten(0, 1), ids_restore, delta.flatten(), h, w)   # (B*K, 1+N, Dd)
         # keys/values: the outputs of ALL source frames, concatenated along the token axis (Sec. 3.1)
@@ -295,14 +288,14 @@ class RVM(nn.Module):
         return pred.view(B, K, *pred.shape[1:])                                   # (B, K, N, p*p*3)
 
     def loss(self, pred, target):
-        """Sec. 3.1: plain L2 over ALL pixels of every target (visible patches too, no per-patch
-        normalization), mean over pixels and targets. pred (B, K, N, P), target (B, K, 3, H, W) -> {"loss"}."""
+        """Sec. 3.1: plain L2 over ALL pixels of every target (visible patches too, no per-patch normalization), mean
+        over pixels and targets. pred (B, K, N, P), target (B, K, 3, H, W) -> {"loss"}."""
         target = vit.patch_targets(target.flatten(0, 1), self.cfg.patch, norm_pix=False).view_as(pred)
         return {"loss": (pred.float() - target.float()).pow(2).mean()}
 
     def predict(self, batch):
-        """The shared path of forward and reconstruct -> vit.Prediction: pred (B, K, N, P), mask (B, K, N), frames
-        the targets (B, K, 3, H, W), latent x_tgt (B, K, 1+n, D)."""
+        """The shared path of forward and reconstruct -> vit.Prediction: pred (B, K, N, P), mask (B, K, N), frames the
+        targets (B, K, 3, H, W), latent x_tgt (B, K, 1+n, D)."""
         source, target, delta, noise = self.check_batch(batch)
         B, K, _, H, W = target.shape
         h, w = H // self.cfg.patch, W // self.cfg.patch
@@ -325,8 +318,8 @@ class RVM(nn.Module):
 
     @torch.no_grad()
     def features(self, video):
-        """(B, T, 3, H, W) -> (B, T, h, w, D): the core's output o_t at every frame, what calling `step` frame
-        by frame gives (memory flat in T). The "sa" ablation attends over the whole video at once (~ T^2)."""
+        """(B, T, 3, H, W) -> (B, T, h, w, D): the core's output o_t at every frame, what calling `step` frame by frame
+        gives (memory flat in T). The "sa" ablation attends over the whole video at once (~ T^2)."""
         vit.check_frames(video, self.cfg.patch, "video", ndim=5)
         B, T, _, H, W = video.shape
         h, w = H // self.cfg.patch, W // self.cfg.patch
@@ -345,9 +338,9 @@ class RVM(nn.Module):
 
     @torch.no_grad()
     def reconstruct(self, batch):
-        """For display: source and target frames, the prediction for every patch of every target
-        ("pred", (B, K, 3, H, W)), "paste" = the targets' visible patches + predicted masked ones,
-        and the mask (B, K, N), 1 = masked."""
+        """For display: source and target frames, the prediction for every patch of every target ("pred",
+        (B, K, 3, H, W)), "paste" = the targets' visible patches + predicted masked ones, and the mask (B, K, N),
+        1 = masked."""
         out = self.predict(batch)                                                 # pred (B, K, N, P), mask (B, K, N)
         target = out.frames                                                       # (B, K, 3, H, W)
         pred, paste = vit.paste_patches(out.pred.flatten(0, 1), target.flatten(0, 1), out.mask.flatten(0, 1),

@@ -1,16 +1,13 @@
 """SiamMAE: Siamese Masked Autoencoders (Gupta, Wu, Deng, Fei-Fei, NeurIPS 2023)
 https://arxiv.org/abs/2305.14344
 
-MAE (He et al. 2022) extended to pairs of video frames to learn correspondence.
-Two frames f1 < f2 are sampled from a clip a random gap apart (Sec. 3, Table 3b).
-The masking is *asymmetric*: f1 is seen whole (0% masked), f2 almost not at all
-(95% masked). A *siamese* encoder (one ViT, shared weights) encodes each frame
-on its own, so f2's few visible patches are an information bottleneck: the
-missing 95% of f2 can only be recovered by finding *where f1's content went*.
-The decoder lets f2's tokens (its visible ones plus [MASK] tokens) attend to
-f1's tokens. That cross-attention softmax(Q_f2 K_f1^T / sqrt(d)) is an f2 x f1
-affinity matrix, the same object label propagation uses at test time: predicting
-f2 means learning to copy patches of f1 to where they moved.
+MAE (He et al. 2022) extended to pairs of video frames to learn correspondence. Two frames f1 < f2 are sampled from a
+clip a random gap apart (Sec. 3, Table 3b). The masking is *asymmetric*: f1 is seen whole (0% masked), f2 almost not at
+all (95% masked). A *siamese* encoder (one ViT, shared weights) encodes each frame on its own, so f2's few visible
+patches are an information bottleneck: the missing 95% of f2 can only be recovered by finding *where f1's content went*.
+The decoder lets f2's tokens (its visible ones plus [MASK] tokens) attend to f1's tokens. That cross-attention
+softmax(Q_f2 K_f1^T / sqrt(d)) is an f2 x f1 affinity matrix, the same object label propagation uses at test time:
+predicting f2 means learning to copy patches of f1 to where they moved.
 
 Loss (Sec. 3 "Decoder", MAE's norm_pix_loss), over the masked patches M of f2:
     L = 1/|M| sum_{i in M} 1/P ||pred_i - (x_i - mean(x_i)) / sqrt(var(x_i) + 1e-6)||^2
@@ -29,7 +26,7 @@ import vit
 @dataclass
 class Config:
     # --- encoder: the shared tiny ViT (paper: ViT-S/16 on 224 px, Sec. 4.1) ---
-    img_size: int = 64          # paper 224; tiny 64 so a CPU step takes milliseconds
+    img_size: int = 64          # paper 224; tiny 64, a frame a CPU encodes quickly
     patch: int = 8              # paper 16; tiny 8 -> 8x8 = 64 tokens per frame
     dim: int = 128              # paper 384 (ViT-S)
     depth: int = 4              # paper 12
@@ -44,16 +41,16 @@ class Config:
     # --- the pretext task ---
     mask_ratio: float = 0.95    # of f2's patches (Sec. 3 "Masking", Table 2d); f1 is never masked
     norm_pix_loss: bool = True  # target = per-patch normalized pixels (Sec. 3, MAE); False = raw pixels
-    gap_min: int = 2            # paper 4 frames at 30 fps (Table 4a). Tiny: toyworld.py's shapes move 0.5-2 px
-    gap_max: int = 8            # per frame, so 2-8 frames move them 1-16 px (up to 2 patches): far enough
-    #                             that copying f1 in place fails, near enough to stay in view. Paper 48.
+    gap_min: int = 2            # paper 4 frames at 30 fps (Table 4a); tiny: over 2-8 frames toyworld.py's shapes
+    gap_max: int = 8            # move up to a patch or two, far enough that copying f1 in place fails, near enough to
+    #                             stay in view. Paper 48
     clip_len: int = 16          # frames the loader supplies; needs >= gap_max + 1 (the widest gap)
     # --- optimizer (App. A, Table 4a: MAE's recipe, AdamW + cosine) ---
-    blr: float = 4e-3           # paper 1.5e-4 per 256 clips for 2000 epochs at batch 2048; a run of a
-    #                             few thousand steps at batch ~32 needs a larger one (lr = blr * B / 256)
+    blr: float = 4e-3           # paper 1.5e-4 per 256 clips (lr = blr * B / 256) over 400-2000 epochs; a short CPU
+    #                             run at the tiny batch needs a larger one
     weight_decay: float = 0.05  # paper 0.05
     betas: tuple = (0.9, 0.95)  # paper (0.9, 0.95)
-    warmup_steps: int = 100     # paper 40 epochs (of 400/2000); tiny ~5-15% of a short run
+    warmup_steps: int = 100     # paper 40 epochs (of 400/2000); tiny: a small share of a short run
     grad_clip: float = 1.0      # paper 0 (MAE does not clip); tiny 1.0 guards its larger lr
 
     def __post_init__(self):
@@ -83,12 +80,10 @@ class Config:
 
 
 def sample(clip, cfg, generator):
-    """Sec. 3 "Patchify" / Table 3b: from each clip (B, T, 3, H, W) pick two frames
-    f1 < f2 whose gap is uniform in [gap_min, gap_max], f1 uniform among the
-    starts that fit, and draw the noise (B, N) that masks f2 (fresh per sample).
-    The clip-level crop and flip were applied by the data pipeline, so both
-    frames share them. All randomness comes from `generator`, in this order:
-    gap, start, noise."""
+    """Sec. 3 "Patchify" / Table 3b: from each clip (B, T, 3, H, W) pick two frames f1 < f2 whose gap is uniform in
+    [gap_min, gap_max], f1 uniform among the starts that fit, and draw the noise (B, N) that masks f2
+    (fresh per sample). The clip-level crop and flip were applied by the data pipeline, so both frames share them. All
+    randomness comes from `generator`, in this order: gap, start, noise."""
     vit.check_frames(clip, cfg.patch, "clip", ndim=5)
     B, T, _, H, W = clip.shape
     if T < cfg.gap_max + 1:
@@ -147,12 +142,10 @@ class SiamMAE(nn.Module):
         return f1, f2, noise
 
     def encode(self, f1, f2, ids_keep):
-        """Sec. 3 "Encoder". f1, f2 (B, 3, H, W), ids_keep (B, n) the visible
-        patches of f2 -> x1 (B, 1 + N, D), x2 (B, 1 + n, D), [CLS] first.
-        siamese: each frame through the ViT on its own (shared weights).
-        joint: f1's N patches and f2's n visible patches in one sequence, so
-        tokens of one frame attend to the other (Table 2b, worse: at test time
-        frames are encoded alone)."""
+        """Sec. 3 "Encoder". f1, f2 (B, 3, H, W), ids_keep (B, n) the visible patches of f2 -> x1 (B, 1 + N, D), x2
+        (B, 1 + n, D), [CLS] first. siamese: each frame through the ViT on its own (shared weights). joint: f1's N
+        patches and f2's n visible patches in one sequence, so tokens of one frame attend to the other (Table 2b, worse:
+        at test time frames are encoded alone)."""
         if self.cfg.encoder == "siamese":
             return self.encoder(f1), self.encoder(f2, ids_keep)                  # (B, 1+N, D), (B, 1+n, D)
         t1, t2 = self.encoder.embed(f1), self.encoder.embed(f2, ids_keep)        # (B, N, D), (B, n, D)
@@ -162,19 +155,22 @@ class SiamMAE(nn.Module):
         return x[:, :1 + N], torch.cat([x[:, :1], x[:, 1 + N:]], dim=1)          # (B, 1+N, D), (B, 1+n, D)
 
     def decoder_tokens(self, x, ids_restore, h, w):
-        """Sec. 3 "Decoder": project encoder output x (B, 1 + n, D) to the
-        decoder width, put the n visible tokens back in place among [MASK]
-        tokens (when ids_restore (B, N) is given; f1 has none masked) and add
-        decoder positions to all N patch tokens, as MAE's decoder does.
-        -> (B, 1 + N, Dd), [CLS] first."""
+        """Sec. 3 "Decoder": project encoder output x (B, 1 + n, D) to the decoder width, put the n visible tokens back
+        in place among [MASK] tokens (when ids_restore (B, N) is given; f1 has none masked) and add decoder positions to
+        all N patch tokens, as MAE's decoder does. -> (B, 1 + N, Dd), [CLS] first."""
         x = self.decoder_embed(x)                                                # (B, 1+n, Dd)
         patches = x[:, 1:] if ids_restore is None else vit.restore_tokens(x[:, 1:], ids_restore, self.mask_token)
         pos = vit.sincos_pos_for(self.decoder_pos, self.encoder.grid, (h, w))   # (1, N, Dd)
         return torch.cat([x[:, :1], patches + pos], dim=1)                       # (B, 1+N, Dd)
 
     def decode(self, x1, x2, ids_restore, h, w):
-        """x1 (B, 1 + N, D), x2 (B, 1 + n, D), ids_restore (B, N) -> the
-        prediction for every patch of f2 (B, N, p*p*3) (Table 2b decoders)."""
+        """x1 (B, 1 + N, D), x2 (B, 1 + n, D), ids_restore (B, N) -> the prediction for every patch of f2 (B, N, p*p*3)
+        (Table 2b decoders)."""
+        # f1's tokens get decoder positions too, as f2's: Sec. 3 "Decoder" prepares each frame's full token set the same
+        # way (projection, [MASK] tokens, position embeddings) before all three decoders, and in the joint decoder both
+        # frames' tokens meet in one self-attention where the added positions mark which of them share a place.
+        # CropMAE's SiamMAE and RVM's official decoder add none to f1's tokens, the keys/values (they carry the
+        # encoder's positions): we follow the paper's text; the two were not compared here.
         y1 = self.decoder_tokens(x1, None, h, w)                                 # (B, 1+N, Dd)
         y2 = self.decoder_tokens(x2, ids_restore, h, w)                          # (B, 1+N, Dd)
         if self.cfg.decoder == "joint":
@@ -184,21 +180,21 @@ class SiamMAE(nn.Module):
                 y = block(y)
             y2 = y[:, y1.shape[1]:]                                              # (B, 1+N, Dd), f2's half
         else:
-            # f2's tokens query f1's (the affinity f2 x f1); f1's tokens stay fixed, as the
-            # encoder memory of a Transformer decoder. "cross" has no f2-to-f2 attention, so
-            # every f2 patch is predicted on its own (spatially incoherent, Sec. 4.3).
+            # f2's tokens query f1's (the affinity f2 x f1); f1's tokens stay fixed, as the encoder memory of a
+            # Transformer decoder. "cross" has no f2-to-f2 attention, so every f2 patch is predicted on its own
+            # (spatially incoherent, Sec. 4.3).
             for block in self.decoder_blocks:
                 y2 = block(y2, y1)                                               # (B, 1+N, Dd)
         return self.decoder_pred(self.decoder_norm(y2))[:, 1:]                   # (B, N, p*p*3), drop [CLS]
 
     def loss(self, pred, f2, mask):
-        """Sec. 3: l2 between prediction and (normalized) pixels of f2, on the
-        masked patches only. pred (B, N, P), f2 (B, 3, H, W), mask (B, N), 1 = masked -> {"loss"}."""
+        """Sec. 3: l2 between prediction and (normalized) pixels of f2, on the masked patches only. pred (B, N, P), f2
+        (B, 3, H, W), mask (B, N), 1 = masked -> {"loss"}."""
         return {"loss": vit.masked_mse(pred, vit.patch_targets(f2, self.cfg.patch, self.cfg.norm_pix_loss), mask)}
 
     def predict(self, batch):
-        """The shared path of forward and reconstruct -> vit.Prediction: pred (B, N, P), mask (B, N), frames f2,
-        latent x2 (B, 1+n, D)."""
+        """The shared path of forward and reconstruct -> vit.Prediction: pred (B, N, P), mask (B, N), frames f2, latent
+        x2 (B, 1+n, D)."""
         f1, f2, noise = self.check_batch(batch)
         B, _, H, W = f2.shape
         h, w = H // self.cfg.patch, W // self.cfg.patch
@@ -211,24 +207,23 @@ class SiamMAE(nn.Module):
         out = self.predict(batch)
         losses = self.loss(out.pred, out.frames, out.mask)
         with torch.no_grad():
-            # what copying f1's patch at the same place would score: the model must beat it by
-            # modelling motion (it is 0 where nothing moves)
+            # what copying f1's patch at the same place would score: the model must beat it by modelling motion
+            # (it is 0 where nothing moves)
             f1 = vit.patch_targets(batch["f1"], self.cfg.patch, self.cfg.norm_pix_loss)   # (B, N, P)
             copy = self.loss(f1, out.frames, out.mask)["loss"]
         return {**losses, "loss_copy_f1": copy}
 
     @torch.no_grad()
     def features(self, video):
-        """(B, T, 3, H, W) -> (B, T, h, w, D): every frame encoded on its own,
-        unmasked, patch tokens after the final norm (what label propagation uses)."""
+        """(B, T, 3, H, W) -> (B, T, h, w, D): every frame encoded on its own, unmasked, patch tokens after the final
+        norm (what label propagation uses)."""
         return vit.frame_features(video, self.cfg.patch, self.encoder)          # (B, T, h, w, D)
 
     @torch.no_grad()
     def reconstruct(self, batch):
-        """For display: f1, f2, the prediction for every patch of f2 in pixels
-        ("pred", de-normalized with the true patches' statistics when
-        norm_pix_loss), "paste" = f2's visible patches + predicted masked ones,
-        and the mask (B, N), 1 = masked."""
+        """For display: f1, f2, the prediction for every patch of f2 in pixels ("pred", de-normalized with the true
+        patches' statistics when norm_pix_loss), "paste" = f2's visible patches + predicted masked ones, and the mask
+        (B, N), 1 = masked."""
         out = self.predict(batch)                                                # pred (B, N, P), mask (B, N)
         pred, paste = vit.paste_patches(out.pred, out.frames, out.mask, self.cfg.patch, self.cfg.norm_pix_loss)
         return {"f1": batch["f1"], "f2": out.frames, "pred": pred, "paste": paste, "mask": out.mask}   # (B, 3, H, W)

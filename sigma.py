@@ -1,19 +1,19 @@
 """SIGMA: Sinkhorn-Guided Masked Video Modeling (Salehi, Dorkenwald, Thoker, Gavves, Snoek, Asano, ECCV 2024)
 https://arxiv.org/abs/2407.15447
 
-VideoMAE (Tong et al. 2022) predicts the pixels of masked space-time tubes, a low-level target (Sec. 3.1). SIGMA
-learns the target: a projection network phi embeds every tube (an MLP on its pixels, or a frozen pretrained image
-encoder: "SIGMA w/ DINO"), and the video model Psi, a VideoMAE encoder-decoder that sees 10% of the tubes, predicts
-phi's features of the masked tubes (Sec. 3.2). With an l2 loss both networks collapse to one constant (Eq. 2, Table
-7b). So both are scored against K shared learnable prototypes, Sinkhorn-Knopp turns scores into cluster assignments
-q that use every prototype equally over the batch (Eq. 3-4), and each branch predicts the other's assignments (Eq.
-5-7, SwAV's swapped prediction). Shapes as in vit.py, plus F the feature dim, t = T/tubelet.
+VideoMAE (Tong et al. 2022) predicts the pixels of masked space-time tubes, a low-level target (Sec. 3.1). SIGMA learns
+the target: a projection network phi embeds every tube (an MLP on its pixels, or a frozen pretrained image encoder:
+"SIGMA w/ DINO"), and the video model Psi, a VideoMAE encoder-decoder that sees 10% of the tubes, predicts phi's
+features of the masked tubes (Sec. 3.2). With an l2 loss both networks collapse to one constant (Eq. 2, Table 7b). So
+both are scored against K shared learnable prototypes, Sinkhorn-Knopp turns scores into cluster assignments q that use
+every prototype equally over the batch (Eq. 3-4), and each branch predicts the other's assignments (Eq. 5-7, SwAV's
+swapped prediction). Shapes as in vit.py, plus F the feature dim, t = T/tubelet.
 
 Loss over the B = videos x masked tubes of a batch, x and prototypes c_k l2-normalized:
     s = x^T C,  p = softmax(s / tau) (Eq. 6),  q = Sinkhorn(s) (Eq. 3-4, no gradient)
     L = 1/B sum_i [ CE(p(s_i^phi), q_i^Psi) + CE(p(s_i^Psi), q_i^phi) ],  CE(p, q) = -sum_k q_k log p_k (Eq. 5, 7)
-and, for the Table 7b ablation (loss="l2"): L = 1/B sum_i ||x_i^phi - x_i^Psi||^2 (Eq. 2); for the VideoMAE
-baseline (loss="pixels", Table 7) Psi predicts each masked tube's normalized pixels: L = mean ||T_i - Psi_i||^2 (Eq. 1).
+and, for the Table 7b ablation (loss="l2"): L = 1/B sum_i ||x_i^phi - x_i^Psi||^2 (Eq. 2); for the VideoMAE baseline
+(loss="pixels", Table 7) Psi predicts each masked tube's normalized pixels: L = mean ||T_i - Psi_i||^2 (Eq. 1).
 
 Train: python train.py --method sigma --data shapes:pattern=true:side=20,40   (the claims' world: docs/claims.md)
 """
@@ -60,10 +60,10 @@ class Config:
     renorm_prototypes: bool = False  # code: True, C renormalized in place each forward (lost under FSDP)
     psi_warmup_steps: int = 1500  # not in paper or code (0): phi's CE term held so Psi learns phi's clusters first
     # --- optimizer (Sec. 4: VideoMAE's AdamW recipe, cosine decay) ---
-    blr: float = 0.032          # paper 1.5e-4 per 256 clips for 800+ epochs; tiny: lr 1e-3 at batch 8
+    blr: float = 0.032          # paper 1.5e-4 per 256 clips (lr = blr * B / 256), 800+ epochs; tiny: larger, short runs
     weight_decay: float = 0.05  # paper 0.05
     betas: tuple = (0.9, 0.95)  # paper (0.9, 0.95)
-    warmup_steps: int = 100     # paper 40 epochs; tiny ~5% of a short run
+    warmup_steps: int = 100     # paper 40 epochs; tiny: a small share of a short run
     grad_clip: float = 1.0      # paper 0 (VideoMAE does not clip); tiny 1.0 guards the larger lr
 
     def __post_init__(self):
@@ -98,9 +98,9 @@ class Config:
 
 
 def sample(clip, cfg, generator):
-    """Sec. 4: num_frames frames `stride` apart from a random start (VideoMAE's
-    sampling), and the noise (B, N) of the tube mask (one spatial mask per video,
-    for all its time slots). All randomness from `generator`: start, then noise."""
+    """Sec. 4: num_frames frames `stride` apart from a random start (VideoMAE's sampling), and the noise (B, N) of the
+    tube mask (one spatial mask per video, for all its time slots). All randomness from `generator`: start, then
+    noise."""
     vit.check_frames(clip, cfg.patch, "clip", ndim=5)
     B, T, _, H, W = clip.shape
     span = (cfg.num_frames - 1) * cfg.stride + 1
@@ -119,13 +119,12 @@ def sample(clip, cfg, generator):
 
 
 def sinkhorn(scores, epsilon=0.05, n_iters=10, distributed=None):
-    """Eq. 3-4 by Sinkhorn-Knopp, the official loop (utils.sinkhorn, as SwAV's): scores (B, K) of
-    the batch's B masked tubes -> q (B, K), no gradient. Q = exp(scores / epsilon) (epsilon = 1/lambda),
-    then n_iters times: each prototype's mass to 1/K (r), each sample's to 1/B (c); last, each sample's
-    q to sum 1 (at few iterations a per-sample softmax start is another algorithm). Stable: the global
-    max is subtracted before exp while scores span < ~80 epsilon (float32 exp; cosines: epsilon >= 0.025);
-    it and the code's division by the global total are global scales, which the first r step cancels.
-    Under DDP/FSDP the max and the prototype sums are all-reduced: the global batch."""
+    """Eq. 3-4 by Sinkhorn-Knopp, the official loop (utils.sinkhorn, as SwAV's): scores (B, K) of the batch's B masked
+    tubes -> q (B, K), no gradient. Q = exp(scores / epsilon) (epsilon = 1/lambda), then n_iters times: each prototype's
+    mass to 1/K (r), each sample's to 1/B (c); last, each sample's q to sum 1 (at few iterations a per-sample softmax
+    start is another algorithm). Stable: the global max is subtracted before exp while scores span < ~80 epsilon
+    (float32 exp; cosines: epsilon >= 0.025); it and the code's division by the global total are global scales, which
+    the first r step cancels. Under DDP/FSDP the max and the prototype sums are all-reduced: the global batch."""
     dist = torch.distributed
     if distributed is None:   # pass False to use one rank's rows only (e.g. for display on rank 0)
         distributed = dist.is_available() and dist.is_initialized()
@@ -146,16 +145,16 @@ def sinkhorn(scores, epsilon=0.05, n_iters=10, distributed=None):
 
 
 def swapped_prediction(s_phi, s_psi, q_phi, q_psi, temperature):
-    """Eq. 5-7 over M masked tubes: scores s (M, K), Sinkhorn targets q (M, K), no gradient through q ->
-    (CE of phi's p against q_Psi, CE of Psi's p against q_phi), CE(p, q) = -sum_k q_k log softmax(s / tau)_k."""
+    """Eq. 5-7 over M masked tubes: scores s (M, K), Sinkhorn targets q (M, K), no gradient through q -> (CE of phi's p
+    against q_Psi, CE of Psi's p against q_phi), CE(p, q) = -sum_k q_k log softmax(s / tau)_k."""
     ce = lambda s, q: -(q * F.log_softmax(s / temperature, dim=1)).sum(1).mean()
     return ce(s_phi, q_psi), ce(s_psi, q_phi)   # each branch predicts the other's clusters (swapped)
 
 
 def tube_masking(noise, t, ratio, device=None):
-    """Sec. 4 / VideoMAE "tube" masking: MAE's random masking of N spatial positions
-    from noise (B, N), the same ones in all t time slots, on `device` (None: noise's). Over the t*N tubes
-    (time-major): ids_keep (B, t*n), ids_restore (B, t*N), ids_mask (B, t*(N-n)), mask (B, t*N) 1 = masked."""
+    """Sec. 4 / VideoMAE "tube" masking: MAE's random masking of N spatial positions from noise (B, N), the same ones in
+    all t time slots, on `device` (None: noise's). Over the t*N tubes (time-major): ids_keep (B, t*n), ids_restore
+    (B, t*N), ids_mask (B, t*(N-n)), mask (B, t*N) 1 = masked."""
     B, N = noise.shape
     ids_keep, ids_restore, mask = vit.random_masking(B, N, ratio, noise=noise, device=device)   # (B, n), (B, N)
     ids_mask = ids_restore.argsort(dim=1)[:, ids_keep.shape[1]:]                   # (B, N-n) the removed ones
@@ -223,8 +222,8 @@ class SIGMA(nn.Module):
         return self.encoder(video, ids_keep)
 
     def decode(self, latent, ids_restore, t, h, w):
-        """Psi's decoder (VideoMAE): visible tubes back among [MASK] tokens, positions, blocks,
-        a head to the feature space. latent (B, t*n, D), ids_restore (B, t*N) -> x^Psi of every tube (B, t*N, F)."""
+        """Psi's decoder (VideoMAE): visible tubes back among [MASK] tokens, positions, blocks, a head to the feature
+        space. latent (B, t*n, D), ids_restore (B, t*N) -> x^Psi of every tube (B, t*N, F)."""
         x = vit.restore_tokens(self.decoder_embed(latent), ids_restore, self.mask_token)  # (B, t*N, Dd)
         x = x + vit.sincos_pos_for(self.decoder_pos, self.encoder.grid, (t, h, w))        # (B, t*N, Dd)
         for block in self.decoder_blocks:
@@ -232,8 +231,8 @@ class SIGMA(nn.Module):
         return self.decoder_pred(self.decoder_norm(x))                            # (B, t*N, F)
 
     def phi(self, video, ids=None):
-        """Sec. 3.2: the projection network phi, its features x^phi of the tubes at ids (B, m) ("inverse masking":
-        the masked ones), or of all t*N tubes: (B, T, 3, H, W) -> (B, m, F); loss "pixels": the tubes' pixels."""
+        """Sec. 3.2: the projection network phi, its features x^phi of the tubes at ids (B, m) ("inverse masking": the
+        masked ones), or of all t*N tubes: (B, T, 3, H, W) -> (B, m, F); loss "pixels": the tubes' pixels."""
         cfg = self.cfg
         if self.frozen_encoder is None:
             tubes = vit.tubify(video, cfg.patch, cfg.tubelet)                     # (B, t*N, k*p*p*3)
@@ -254,8 +253,8 @@ class SIGMA(nn.Module):
             return F.normalize(x.float(), dim=-1) @ F.normalize(C.float(), dim=-1).t()   # (B, m, K)
 
     def loss(self, x_psi, x_phi, step=None):
-        """Eq. 7 (Eq. 2 when cfg.loss is "l2", Eq. 1 when "pixels") between Psi's predictions and phi's
-        features of the same masked tubes, both (B, m, F); step for the Psi warm-up (None: after it)."""
+        """Eq. 7 (Eq. 2 when cfg.loss is "l2", Eq. 1 when "pixels") between Psi's predictions and phi's features of the
+        same masked tubes, both (B, m, F); step for the Psi warm-up (None: after it)."""
         cfg = self.cfg
         phi_std = x_phi.detach().float().flatten(0, 1).std(dim=0).mean()         # -> 0 when phi collapses
         if cfg.loss == "l2":                                                      # Eq. 2
@@ -270,17 +269,17 @@ class SIGMA(nn.Module):
         if cfg.hard_targets:   # code: the target is argmax(q), a one-hot label
             q_phi, q_psi = (F.one_hot(q.argmax(1), cfg.num_prototypes).float() for q in (q_phi, q_psi))
         ce_phi, ce_psi = swapped_prediction(s_phi.flatten(0, 1), s_psi.flatten(0, 1), q_phi, q_psi, cfg.temperature)
-        # Psi warm-up (not in the paper): phi's term held while Psi learns phi's clusters; else phi follows
-        # Psi's near-uniform q at init to the plateau p = q = 1/K (docs/experiments.md)
+        # Psi warm-up (not in the paper): phi's term held while Psi learns phi's clusters; else phi follows Psi's
+        # near-uniform q at init to the plateau p = q = 1/K (docs/experiments.md)
         hold = (torch.as_tensor(step) >= cfg.psi_warmup_steps).float() if step is not None else 1.0   # int or tensor
         return {"loss": hold * ce_phi + ce_psi, "ce_phi": ce_phi.detach(), "ce_psi": ce_psi.detach(),
                 **stats, "phi_std": phi_std}
 
     @torch.no_grad()
     def diagnostics(self, s_phi, s_psi, q_phi, q_psi):
-        """What tells the plateau (p = q = 1/K, loss 2 log K) from learning, from scores (B, m, K) and q (B*m, K):
-        q's entropy per branch (log K: uniform), the agreement K <q_phi, q_Psi> (1: independent), the scores'
-        std over prototypes (0: flat, so q uniform), the usage entropy of argmax(q_phi) (log K: all used)."""
+        """What tells the plateau (p = q = 1/K, loss 2 log K) from learning, from scores (B, m, K) and q (B*m, K): q's
+        entropy per branch (log K: uniform), the agreement K <q_phi, q_Psi> (1: independent), the scores' std over
+        prototypes (0: flat, so q uniform), the usage entropy of argmax(q_phi) (log K: all used)."""
         entropy = lambda p: -(p * p.clamp(min=1e-12).log()).sum(-1)
         usage = F.one_hot(q_phi.argmax(1), self.cfg.num_prototypes).float().mean(0)   # (K,)
         return {"entropy_q_phi": entropy(q_phi).mean(), "entropy_q_psi": entropy(q_psi).mean(),
@@ -289,8 +288,8 @@ class SIGMA(nn.Module):
                 "usage_entropy": entropy(usage)}
 
     def predict(self, batch):
-        """The shared path of forward and reconstruct -> vit.Prediction: pred x^Psi (B, t*N, F), mask (B, t*N),
-        frames the video (B, T, 3, H, W), latent (B, t*n, D), ids_mask (B, t*(N-n))."""
+        """The shared path of forward and reconstruct -> vit.Prediction: pred x^Psi (B, t*N, F), mask (B, t*N), frames
+        the video (B, T, 3, H, W), latent (B, t*n, D), ids_mask (B, t*(N-n))."""
         cfg = self.cfg
         video, noise = self.check_batch(batch)
         B, T, _, H, W = video.shape
@@ -309,9 +308,9 @@ class SIGMA(nn.Module):
     @torch.no_grad()
     def features(self, video):
         """(B, T, 3, H, W) -> (B, T, h, w, D): encoder tokens of every tube (no masking), repeated over its frames, in
-        windows of num_frames frames at the training stride (SIGMA's limited temporal support): for each phase <
-        stride, frames phase, phase + stride, ..., so a tube spans the motion it did in training; a last partial
-        window is padded to whole tubes with its last frame."""
+        windows of num_frames frames at the training stride (SIGMA's limited temporal support): for each phase < stride,
+        frames phase, phase + stride, ..., so a tube spans the motion it did in training; a last partial window is
+        padded to whole tubes with its last frame."""
         vit.check_frames(video, self.cfg.patch, "video", ndim=5)
         B, T, _, H, W = video.shape
         k, h, w, s = self.cfg.tubelet, H // self.cfg.patch, W // self.cfg.patch, self.cfg.stride
@@ -328,9 +327,9 @@ class SIGMA(nn.Module):
 
     @torch.no_grad()
     def reconstruct(self, batch):
-        """For display, per frame (B, T, h, w): "mask" (1 = masked tube) and, with prototypes, cluster maps (argmax of
-        the scores): "assign_phi" of every tube (the learned targets), "assign_psi" Psi's prediction for the masked
-        tubes (-1 on visible ones)."""
+        """For display, per frame (B, T, h, w): "mask" (1 = masked tube) and, with prototypes, cluster maps
+        (argmax of the scores): "assign_phi" of every tube (the learned targets), "assign_psi" Psi's prediction for the
+        masked tubes (-1 on visible ones)."""
         out, (k, p) = self.predict(batch), (self.cfg.tubelet, self.cfg.patch)    # pred (B, t*N, F), mask (B, t*N)
         video = out.frames
         B, T, _, H, W = video.shape

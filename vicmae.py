@@ -1,22 +1,20 @@
-"""ViC-MAE: Self-Supervised Representation Learning from Images and Video with
-Contrastive Masked Autoencoders (Hernandez, Villegas, Ordonez, ECCV 2024)
+"""ViC-MAE: Self-Supervised Representation Learning from Images and Video with Contrastive Masked Autoencoders
+(Hernandez, Villegas, Ordonez, ECCV 2024)
 https://arxiv.org/abs/2303.12001
 
-MAE (He et al. 2022) on single frames plus a contrastive loss between frames.
-Two distant frames of one video, or two strongly augmented views of one image,
-are a positive pair: "short videos as augmented views" (Sec. 1, Fig. 2). A
-siamese ViT (one encoder, shared weights) encodes each view under its own
-random mask; an MAE decoder rebuilds each view's masked patches (local
-features). The visible patch tokens are also pooled into one vector per view
-(Omega: mean, max or GeM, Table 3b), sent through a predictor P / target T
-head and l2-normalized; InfoNCE pulls a clip's two views together and pushes
-away every other view in the batch, on all GPUs (global features). Pooling
-MAE tokens, not [CLS], keeps it from collapsing without stop-gradient (Sec. 3.2).
+MAE (He et al. 2022) on single frames plus a contrastive loss between frames. Two distant frames of one video, or two
+strongly augmented views of one image, are a positive pair: "short videos as augmented views" (Sec. 1, Fig. 2). A
+siamese ViT (one encoder, shared weights) encodes each view under its own random mask; an MAE decoder rebuilds each
+view's masked patches (local features). The visible patch tokens are also pooled into one vector per view (Omega: mean,
+max or GeM, Table 3b), sent through a predictor P / target T head and l2-normalized; InfoNCE pulls a clip's two views
+together and pushes away every other view in the batch, on all GPUs (global features). Pooling MAE tokens, not [CLS],
+keeps it from collapsing without stop-gradient (Sec. 3.2).
 
 Loss (Sec. 3.2), for a batch of N pairs (f1, f2) on each of W processes:
     L      = L_MASK + lambda(step) * L_NEG
     L_MASK = 1/2 (MSE_f1 + MSE_f2), MSE on the masked patches of each view, with
-             MAE's per-patch normalized pixels as the target (Eq. 2)
+             MAE's per-patch normalized pixels as the target (Eq. 2; its text rebuilds the first view only, the
+             official code both, as here)
     L_NEG  = 1/2N sum_{anchors a in [p; z]} -log( exp(a . a+ / tau) / sum_{k != a} exp(a . k / tau) )
              with k over the 2WN embeddings of all processes (Eq. 3, NT-Xent)
     lambda(step) ramps linearly from 0 to lam over lam_warmup_steps.
@@ -37,7 +35,7 @@ import vit
 @dataclass
 class Config:
     # --- encoder: the shared tiny ViT (paper: ViT-B/16 and ViT-L/16 on 224 px, Sec. 4) ---
-    img_size: int = 64          # paper 224; tiny 64 so a CPU step takes milliseconds
+    img_size: int = 64          # paper 224; tiny 64, a frame a CPU encodes quickly
     patch: int = 8              # paper 16; tiny 8 -> 8x8 = 64 tokens per frame
     dim: int = 128              # paper 768 (ViT-B) / 1024 (ViT-L)
     depth: int = 4              # paper 12 / 24
@@ -68,13 +66,13 @@ class Config:
     #                             small 64: ~2 s at 30 fps, a mean gap of ~1.07 s (paper: "approx 1.06 s")
     image_fraction: float = 0.25  # share of dataset items that are still images (train.py mixes them, Fig. 2);
     #                               paper K400 + IN1K is ~80% images; tiny: mostly the toy videos
-    # --- optimizer (Sec. 4 "Settings": MAE's recipe, AdamW; official code blr 1.5e-4, wd 0.05) ---
-    blr: float = 4e-3           # paper 1.5e-4 per 256 clips for 400-800 epochs; a run of a few thousand
-    #                             steps at batch ~32 needs a larger one (lr = blr * B / 256)
-    weight_decay: float = 0.05  # paper 0.05
-    betas: tuple = (0.9, 0.95)  # paper (0.9, 0.95)
-    warmup_steps: int = 100     # paper 40 epochs; tiny ~5% of a short run
-    grad_clip: float = 1.0      # paper 0 (MAE does not clip); tiny 1.0 guards its larger lr
+    # --- optimizer (Sec. 4 "Settings": AdamW, MAE's configuration; no values printed: MAE's and the code's) ---
+    blr: float = 4e-3           # MAE / code 1.5e-4 per 256 clips (lr = blr * B / 256) over 400-800 epochs; a short
+    #                             CPU run at the tiny batch needs a larger one
+    weight_decay: float = 0.05  # MAE / code 0.05
+    betas: tuple = (0.9, 0.95)  # MAE / code (0.9, 0.95)
+    warmup_steps: int = 100     # MAE / code 40 epochs; tiny: a small share of a short run
+    grad_clip: float = 1.0      # MAE / code 0 (no clipping); tiny 1.0 guards its larger lr
 
     def __post_init__(self):
         vit.check_vit_config(self)          # widths, heads, mask ratio: one line naming the field
@@ -98,21 +96,21 @@ class Config:
 
     @classmethod
     def small(cls):
-        # ViT-S/16 on 224 px, the paper's losses; decoder and heads as the official code's ViT-S
+        # ViT-S/16 on 224 px, the paper's losses; decoder and heads as the official code's ViT-S. image_fraction 0.5 is
+        # this project's choice, not the paper's: its K400 + IN1K mix is ~80% images by count and Fig. 3b varies the
+        # share without naming one; half and half lets a GPU run on a video folder plus images weigh both alike
         return cls(img_size=224, patch=16, dim=384, depth=12, heads=6, decoder_dim=256, decoder_depth=8,
                    decoder_heads=8, head_hidden=4096, head_out=128, lam_warmup_steps=5000, clip_len=64,
                    image_fraction=0.5, blr=1.5e-4, grad_clip=0.0, warmup_steps=5000)
 
 
 def sample(clip, cfg, generator):
-    """Distant sampling (Sec. 5.4, Table 3a "D"): split each clip (B, T, 3, H, W)
-    into 2 equal segments, draw f1 uniformly from the first and f2 from the
-    second (an odd last frame is never drawn), and each view's mask noise (B, N)
-    (Sec. 3.2: M_i, M_j). Still images: data.py turns one image into a clip whose
-    first half is one strongly augmented view and second half another (marked
-    `is_image`), so the same rule gives an image's two views and images batch
-    with videos (Fig. 2); `sample` sees only the clip. All randomness comes from
-    `generator`, in this order: t1, t2, noise1, noise2."""
+    """Distant sampling (Sec. 5.4, Table 3a "D"): split each clip (B, T, 3, H, W) into 2 equal segments, draw f1
+    uniformly from the first and f2 from the second (an odd last frame is never drawn), and each view's mask noise
+    (B, N) (Sec. 3.2: M_i, M_j). Still images: data.py turns one image into a clip whose first half is one strongly
+    augmented view and second half another (marked `is_image`), so the same rule gives an image's two views and images
+    batch with videos (Fig. 2); `sample` sees only the clip. All randomness comes from `generator`, in this order: t1,
+    t2, noise1, noise2."""
     vit.check_frames(clip, cfg.patch, "clip", ndim=5)
     B, T, _, H, W = clip.shape
     if T < 2:
@@ -132,11 +130,10 @@ def sample(clip, cfg, generator):
 
 
 def pool(x, kind="mean", p=3.0, eps=1e-6):
-    """Omega (Sec. 3.2, Table 3b) over encoder outputs x (B, 1 + n, D) after
-    the final norm: [CLS] (first) is left out, the n visible patch tokens are
-    pooled -> (B, D), in fp32. GeM = (mean of x^p)^(1/p) with x clamped to
-    >= eps as in Radenovic et al., whose features are non-negative (post-ReLU);
-    on LayerNorm outputs GeM therefore pools the positive part only."""
+    """Omega (Sec. 3.2, Table 3b) over encoder outputs x (B, 1 + n, D) after the final norm: [CLS] (first) is left out,
+    the n visible patch tokens are pooled -> (B, D), in fp32. GeM = (mean of x^p)^(1/p) with x clamped to >= eps as in
+    Radenovic et al., whose features are non-negative (post-ReLU); on LayerNorm outputs GeM therefore pools the positive
+    part only."""
     x = x[:, 1:].float()                                   # (B, n, D), no [CLS]
     if kind == "mean":
         return x.mean(dim=1)                               # (B, D)
@@ -146,30 +143,27 @@ def pool(x, kind="mean", p=3.0, eps=1e-6):
 
 
 def make_head(dim, hidden, out):
-    """Predictor P / target T (Sec. 3.2): (Linear -> BatchNorm1d -> ReLU) x 2,
-    then a linear output layer (the SimCLR projector). (B, D) -> (B, out)."""
+    """Predictor P / target T (Sec. 3.2): (Linear -> BatchNorm1d -> ReLU) x 2, then a linear output layer
+    (the SimCLR projector). (B, D) -> (B, out)."""
     return nn.Sequential(nn.Linear(dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(),
                          nn.Linear(hidden, hidden), nn.BatchNorm1d(hidden), nn.ReLU(),
                          nn.Linear(hidden, out))
 
 
 def all_gather_rows():
-    """(gather, rank) for info_nce: under torch.distributed a differentiable
-    all-gather of all processes' rows in rank order (its backward sums every
-    process's loss gradient, so DDP's average is the global loss's gradient);
-    without a process group (None, 0)."""
+    """(gather, rank) for info_nce: under torch.distributed a differentiable all-gather of all processes' rows in rank
+    order (its backward sums every process's loss gradient, so DDP's average is the global loss's gradient); without a
+    process group (None, 0)."""
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         return (lambda x: torch.cat(dist_nn.all_gather(x), dim=0)), dist.get_rank()
     return None, 0
 
 
 def info_nce(p, z, tau, gather=None, rank=0):
-    """L_NEG, Eq. 3 in its symmetric NT-Xent form. p, z (N, K) l2-normalized,
-    row i of p and row i of z a positive pair. The 2N anchors [p; z] are
-    scored against the 2M keys [p_all; z_all], M = N without `gather`, else
-    the rows of all processes (this one's at block `rank`). Each anchor leaves
-    itself out (the indicator 1[p_i != z_k]); the rest are its positive and
-    2M - 2 negatives. Mean over the 2N anchors, in fp32."""
+    """L_NEG, Eq. 3 in its symmetric NT-Xent form. p, z (N, K) l2-normalized, row i of p and row i of z a positive pair.
+    The 2N anchors [p; z] are scored against the 2M keys [p_all; z_all], M = N without `gather`, else the rows of all
+    processes (this one's at block `rank`). Each anchor leaves itself out (the indicator 1[p_i != z_k]); the rest are
+    its positive and 2M - 2 negatives. Mean over the 2N anchors, in fp32."""
     p, z = p.float(), z.float()
     N = p.shape[0]
     p_all, z_all = (p, z) if gather is None else (gather(p), gather(z))  # (M, K)
@@ -182,11 +176,10 @@ def info_nce(p, z, tau, gather=None, rank=0):
 
 
 def lam_at(step, cfg):
-    """lambda(step), Sec. 3.2 "a schedule to gradually introduce the contrastive
-    loss" (shape not given; linear is the simplest): 0 at step 0, linear up to
-    cfg.lam at cfg.lam_warmup_steps, then constant. step: int or 0-dim tensor
-    (kept on its device, no host sync). Explicit default: step None (a batch
-    without "step": benchmarks, probes) means after the ramp, the final cfg.lam."""
+    """lambda(step), Sec. 3.2 "a schedule to gradually introduce the contrastive loss" (shape not given; linear is the
+    simplest): 0 at step 0, linear up to cfg.lam at cfg.lam_warmup_steps, then constant. step: int or 0-dim tensor (kept
+    on its device, no host sync). Explicit default: step None (a batch without "step": benchmarks, probes) means after
+    the ramp, the final cfg.lam."""
     if step is None or cfg.lam_warmup_steps == 0:
         return cfg.lam
     if torch.is_tensor(step):
@@ -207,8 +200,8 @@ class ViCMAE(nn.Module):
         self.info_nce = info_nce
         # Sec. 3.2: one ViT for both views (siamese, shared weights)
         self.encoder = vit.ViT(cfg.img_size, cfg.patch, cfg.dim, cfg.depth, cfg.heads, cfg.mlp_ratio)
-        # Sec. 3.2: MAE's decoder d_phi, shared by both views: projection, [MASK] token f_m,
-        # decoder positions, self-attention blocks, pixel head
+        # Sec. 3.2: MAE's decoder d_phi, shared by both views: projection, [MASK] token f_m, decoder positions,
+        # self-attention blocks, pixel head
         self.decoder_embed = nn.Linear(cfg.dim, cfg.decoder_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, cfg.decoder_dim))
         grid = cfg.img_size // cfg.patch
@@ -239,14 +232,14 @@ class ViCMAE(nn.Module):
         return f1, f2, n1, n2
 
     def encode(self, f1, f2, ids_keep):
-        """f_theta (Sec. 3.2), siamese: both views through the one ViT as one batch of 2B frames, f1s then f2s (a
-        pair's views are rows i and B + i), each frame with its own visible patches ids_keep (2B, n).
-        f1, f2 (B, 3, H, W) -> (2B, 1 + n, D), [CLS] first, after the final norm."""
+        """f_theta (Sec. 3.2), siamese: both views through the one ViT as one batch of 2B frames, f1s then f2s (a pair's
+        views are rows i and B + i), each frame with its own visible patches ids_keep (2B, n). f1, f2 (B, 3, H, W) ->
+        (2B, 1 + n, D), [CLS] first, after the final norm."""
         return self.encoder(torch.cat([f1, f2]), ids_keep)                      # (2B, 1+n, D)
 
     def decode(self, x, ids_restore, h, w):
-        """d_phi(f_theta(X^v) + f_m) (Sec. 3.2): x (B, 1 + n, D) -> the
-        prediction for every patch (B, N, p*p*3), as MAE's decoder."""
+        """d_phi(f_theta(X^v) + f_m) (Sec. 3.2): x (B, 1 + n, D) -> the prediction for every patch (B, N, p*p*3), as
+        MAE's decoder."""
         x = self.decoder_embed(x)                                                # (B, 1+n, Dd)
         patches = vit.restore_tokens(x[:, 1:], ids_restore, self.mask_token)     # (B, N, Dd)
         pos = vit.sincos_pos_for(self.decoder_pos, self.encoder.grid, (h, w))   # (1, N, Dd)
@@ -256,20 +249,21 @@ class ViCMAE(nn.Module):
         return self.decoder_pred(self.decoder_norm(x))[:, 1:]                    # (B, N, p*p*3), drop [CLS]
 
     def heads(self, x1, x2):
-        """The predictor and target heads (Sec. 3.2): p = P(Omega(x1)) / ||.||,
-        z = T(Omega(x2)) / ||.||. x1, x2 (B, 1 + n, D) -> p, z (B, K). Each view
-        is its own BatchNorm batch, as in the official code (one batch per head call)."""
+        """The predictor and target heads (Sec. 3.2): p = P(Omega(x1)) / ||.||, z = T(Omega(x2)) / ||.||. x1, x2
+        (B, 1 + n, D) -> p, z (B, K). Each view is its own BatchNorm batch, as in the official code
+        (one batch per head call)."""
         target = self.predictor if self.target is None else self.target
         p = self.predictor(pool(x1, self.cfg.pool, self.cfg.gem_p))             # (B, K)
         z = target(pool(x2, self.cfg.pool, self.cfg.gem_p))                     # (B, K)
         return F.normalize(p.float(), dim=-1), F.normalize(z.float(), dim=-1)
 
     def loss(self, pred, frames, mask, p, z, step=None):
-        """pred (2B, N, P) for frames (2B, 3, H, W) (f1s then f2s), mask (2B, N)
-        1 = masked, p, z (B, K) -> L = recon_weight L_MASK + lambda(step) L_NEG."""
+        """pred (2B, N, P) for frames (2B, 3, H, W) (f1s then f2s), mask (2B, N) 1 = masked, p, z (B, K) -> L =
+        recon_weight L_MASK + lambda(step) L_NEG."""
         target = vit.patch_targets(frames, self.cfg.patch, self.cfg.norm_pix_loss)   # (2B, N, P)
-        # Eq. 2 on the masked patches; both views mask the same number of patches,
-        # so one mean over the 2B frames is the average of the two views' losses
+        # Eq. 2 on the masked patches. Its text rebuilds the first view only (I_i); the official code rebuilds both, and
+        # so do we. Both views mask the same number of patches, so one mean over the 2B frames is the average of the two
+        # views' losses
         loss_mask = vit.masked_mse(pred, target, mask)
         loss_neg = self.info_nce(p, z, self.cfg.tau, *all_gather_rows())        # Eq. 3
         lam = lam_at(step, self.cfg)
@@ -278,8 +272,8 @@ class ViCMAE(nn.Module):
         return {"loss": loss, "loss_mask": loss_mask.detach(), "loss_neg": loss_neg.detach(), "lam": lam}
 
     def predict(self, batch):
-        """The shared path of forward and reconstruct, both views as one batch of 2B frames (f1s then f2s)
-        -> vit.Prediction: pred (2B, N, P), mask (2B, N), frames (2B, 3, H, W), latent x (2B, 1+n, D)."""
+        """The shared path of forward and reconstruct, both views as one batch of 2B frames (f1s then f2s) ->
+        vit.Prediction: pred (2B, N, P), mask (2B, N), frames (2B, 3, H, W), latent x (2B, 1+n, D)."""
         f1, f2, n1, n2 = self.check_batch(batch)
         B, _, H, W = f2.shape
         h, w = H // self.cfg.patch, W // self.cfg.patch
@@ -300,15 +294,14 @@ class ViCMAE(nn.Module):
 
     @torch.no_grad()
     def features(self, video):
-        """(B, T, 3, H, W) -> (B, T, h, w, D): every frame encoded on its own,
-        unmasked, patch tokens after the final norm (what label propagation uses)."""
+        """(B, T, 3, H, W) -> (B, T, h, w, D): every frame encoded on its own, unmasked, patch tokens after the final
+        norm (what label propagation uses)."""
         return vit.frame_features(video, self.cfg.patch, self.encoder)          # (B, T, h, w, D)
 
     @torch.no_grad()
     def embed(self, video):
-        """(B, T, 3, H, W) -> (B, T, D): the global vector per frame, Omega over
-        all patch tokens of the unmasked frame, l2-normalized (the encoder's
-        representation before P / T, for retrieval and linear probes)."""
+        """(B, T, 3, H, W) -> (B, T, D): the global vector per frame, Omega over all patch tokens of the unmasked frame,
+        l2-normalized (the encoder's representation before P / T, for retrieval and linear probes)."""
         vit.check_frames(video, self.cfg.patch, "video", ndim=5)
         B, T, _, H, W = video.shape
         v = pool(self.encoder(video.reshape(B * T, 3, H, W)), self.cfg.pool, self.cfg.gem_p)  # (B*T, D)
@@ -316,10 +309,9 @@ class ViCMAE(nn.Module):
 
     @torch.no_grad()
     def reconstruct(self, batch):
-        """For display: f1, f2 and, per view (stacked on dim 1), the prediction
-        for every patch in pixels ("pred" (B, 2, 3, H, W), de-normalized with
-        the true patches' statistics when norm_pix_loss), "paste" = visible
-        patches + predicted masked ones, and the mask (B, 2, N), 1 = masked."""
+        """For display: f1, f2 and, per view (stacked on dim 1), the prediction for every patch in pixels ("pred"
+        (B, 2, 3, H, W), de-normalized with the true patches' statistics when norm_pix_loss), "paste" = visible patches
+        + predicted masked ones, and the mask (B, 2, N), 1 = masked."""
         out = self.predict(batch)                                                # pred (2B, N, P), mask (2B, N)
         pred, paste = vit.paste_patches(out.pred, out.frames, out.mask, self.cfg.patch, self.cfg.norm_pix_loss)
         two = lambda t: torch.stack(t.chunk(2), dim=1)                           # (2B, ...) -> (B, 2, ...)

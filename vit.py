@@ -7,7 +7,8 @@ pixel loss, patch and tube embeddings, fixed sin-cos ("Fourier") position
 encodings, MAE's random masking, attention (self or cross), the transformer
 blocks, MAE's initialization, the per-frame ViT encoder and its video twin
 (VideoMAE's tube ViT), and the mechanics that several method files share
-(dense per-frame features, the reconstruction paste for display).
+(the Prediction every `predict` returns, dense per-frame features, the
+reconstruction paste for display, the checks of the Config fields they share).
 
 Shape legend (used in every `# (...)` comment of the project):
     B  batch                      T  frames
