@@ -57,7 +57,7 @@ class Page(HTMLParser):
         self.lines = defaultdict(list)      # line number -> [text of each element carrying it]
         self.refs = defaultdict(list)       # line number -> [(link text, href)]
         self.cells = defaultdict(list)      # (role, method) -> [line numbers]
-        self.missing, self.roles, self.links = set(), [], []
+        self.missing, self.roles, self.links, self.formulas = set(), [], [], []
         self.open_line = self.open_ref = None
         self.role = self.method = None
         self.feed(text)
@@ -73,6 +73,8 @@ class Page(HTMLParser):
             self.links.append(attrs.get("href") or attrs.get("src"))
         if tag in VOID:
             return
+        if tag == "svg" and "math" in attrs.get("class", "").split():
+            self.formulas.append(attrs.get("aria-label", ""))
         kind = None
         if "data-line" in attrs and tag != "svg":
             kind = "line"
@@ -231,6 +233,17 @@ def test_every_paper_reference_is_a_link_to_the_paper(site):
             assert all(href == url for _, href in links), f"{name}.html line {n}: links {links}, paper {url}"
             total += want
         assert total > 0, f"{name}.py cites no Sec./Eq./Table/Fig.: the test would not test anything"
+
+
+def test_the_loss_is_typeset(site):
+    """Each method page sets its docstring's loss as SVG (mathtext), each formula one the file's docstring has."""
+    for name in site:
+        source = (ROOT / f"{name}.py").read_text()
+        page = parse(SITE / f"{name}.html")
+        assert page.formulas, f"{name}.html: no typeset formula"
+        docstring = ast.get_docstring(ast.parse(source), clean=False)
+        for formula in page.formulas:
+            assert formula and formula in docstring, f"{name}.html: {formula!r} is not in {name}.py's docstring"
 
 
 def test_every_role_on_every_compare_page_in_skeleton_order(site):
