@@ -65,7 +65,6 @@ class Config:
 
     def __post_init__(self):
         vit.check_vit_config(self)          # widths, heads, mask ratio: one line naming the field
-        vit.check_optimizer_fields(self)    # until train.py checks them itself
         vit.check_int(self, "clip_len", 1)
         vit.check_int(self, "core_depth", 0)
         if self.core not in ("gru", "sa"):

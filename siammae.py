@@ -55,7 +55,6 @@ class Config:
 
     def __post_init__(self):
         vit.check_vit_config(self)          # widths, heads, mask ratio: one line naming the field
-        vit.check_optimizer_fields(self)    # until train.py checks them itself
         vit.check_int(self, "clip_len", 1)
         if self.encoder not in ("siamese", "joint"):
             raise ValueError(f"encoder must be 'siamese' or 'joint'; got {self.encoder!r}")

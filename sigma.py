@@ -68,7 +68,6 @@ class Config:
 
     def __post_init__(self):
         vit.check_vit_config(self)          # widths, heads, mask ratio: one line naming the field
-        vit.check_optimizer_fields(self)    # until train.py checks them itself
         vit.check_int(self, "clip_len", 1)
         vit.check_number(self, "psi_warmup_steps")
         if self.tubelet < 1 or self.num_frames < 1 or self.num_frames % self.tubelet:

@@ -225,13 +225,24 @@ def check_numbers(s, start):
         bad_input(str(e))
 
 
+def check_optimizer(cfg):
+    """The optimizer's fields of a method's Config (blr, weight_decay, grad_clip, warmup_steps, betas): a one-line
+    ValueError naming the field, before AdamW fails on it."""
+    vit.check_number(cfg, "blr", positive=True)
+    for k in ("weight_decay", "grad_clip", "warmup_steps"):
+        vit.check_number(cfg, k)
+    if not (isinstance(cfg.betas, (tuple, list)) and len(cfg.betas) == 2 and
+            all(isinstance(b, (int, float)) and 0 <= b < 1 for b in cfg.betas)):
+        raise ValueError(f"betas must be two numbers in [0, 1), e.g. 0.9,0.95; got {cfg.betas!r}")
+
+
 def make_config(s, resume):
     """The method's Config: the preset with --set, or on --resume the checkpoint's own (fields it lacks, from a
     checkpoint older than the code, are the preset's it was started with, and named)."""
     try:
-        if not resume:
-            return build_config(s.method, s.preset, list(s.set))
-        cfg, filled = methods.config_from_checkpoint(resume)
+        cfg, filled = methods.config_from_checkpoint(resume) if resume else \
+            (build_config(s.method, s.preset, list(s.set)), [])
+        check_optimizer(cfg)
     except (ValueError, TypeError) as e:
         bad_input(f"--resume: {s.ckpt_path}: {e}" if resume else str(e))
     if filled:

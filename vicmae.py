@@ -76,7 +76,6 @@ class Config:
 
     def __post_init__(self):
         vit.check_vit_config(self)          # widths, heads, mask ratio: one line naming the field
-        vit.check_optimizer_fields(self)    # until train.py checks them itself
         vit.check_int(self, "clip_len", 1)
         if self.pool not in ("mean", "max", "gem"):
             raise ValueError(f"pool must be 'mean', 'max' or 'gem'; got {self.pool!r}")

@@ -517,18 +517,6 @@ def check_number(cfg, k, positive=False):
         raise ValueError(f"{k} must be a number {'>' if positive else '>='} 0; got {v!r}")
 
 
-def check_optimizer_fields(cfg):
-    """The optimizer's fields of a method's Config (blr, weight_decay, grad_clip, warmup_steps, betas): a one-line
-    ValueError naming the field, before AdamW fails on it. They belong to train.py, which builds the optimizer; here
-    until it calls this itself."""
-    check_number(cfg, "blr", positive=True)
-    for k in ("weight_decay", "grad_clip", "warmup_steps"):
-        check_number(cfg, k)
-    if not (isinstance(cfg.betas, (tuple, list)) and len(cfg.betas) == 2 and
-            all(isinstance(b, (int, float)) and 0 <= b < 1 for b in cfg.betas)):
-        raise ValueError(f"betas must be two numbers in [0, 1), e.g. 0.9,0.95; got {cfg.betas!r}")
-
-
 def load_encoder(path, patch, dim):
     """The frozen ViT under "encoder." (siammae, vicmae, rvm) of a train.py checkpoint {"model": state_dict,
     "config": dict with img_size, patch, dim, depth, heads (mlp_ratio)} of this patch and width (SIGMA's frozen

@@ -289,6 +289,21 @@ def test_lr_schedule_warmup_then_cosine():
     assert lrs[-1] < 1e-3 * base
 
 
+@pytest.mark.parametrize("name, field, value, message", [
+    ("vicmae", "blr", 0.0, "blr must be a number > 0"),
+    ("sigma", "betas", (0.9,), "betas must be two numbers"),
+    ("rvm", "betas", (0.9, 1.0), "betas must be two numbers"),
+    ("siammae", "grad_clip", float("inf"), "grad_clip must be a number >= 0"),
+    ("rvm", "warmup_steps", -1, "warmup_steps must be a number >= 0"),
+])
+def test_optimizer_fields_are_checked_by_name(name, field, value, message):
+    bad = methods.METHODS[name].Config()
+    setattr(bad, field, value)                                      # past __post_init__: the check alone
+    with pytest.raises(ValueError, match=re.escape(message)):
+        train.check_optimizer(bad)
+    train.check_optimizer(methods.METHODS[name].Config())     # the presets pass
+
+
 # ----------------------------------------------------------------------------
 # the command line
 

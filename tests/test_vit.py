@@ -336,21 +336,6 @@ def test_every_config_checks_the_shared_fields_by_name(name, field, value, messa
     assert dataclasses.replace(cfg, depth=0).depth == 0             # a depth of 0 is a model too (no blocks)
 
 
-@pytest.mark.parametrize("name, field, value, message", [
-    ("vicmae", "blr", 0.0, "blr must be a number > 0"),
-    ("sigma", "betas", (0.9,), "betas must be two numbers"),
-    ("rvm", "betas", (0.9, 1.0), "betas must be two numbers"),
-    ("siammae", "grad_clip", float("inf"), "grad_clip must be a number >= 0"),
-    ("rvm", "warmup_steps", -1, "warmup_steps must be a number >= 0"),
-])
-def test_optimizer_fields_are_checked_by_name(name, field, value, message):
-    bad = methods.METHODS[name].Config()
-    setattr(bad, field, value)                                      # past __post_init__: the check alone
-    with pytest.raises(ValueError, match=re.escape(message)):
-        vit.check_optimizer_fields(bad)
-    vit.check_optimizer_fields(methods.METHODS[name].Config())     # the presets pass
-
-
 def test_crossblock_without_norm_kv_reads_the_context_as_it_is():
     torch.manual_seed(0)
     normed, raw = vit.CrossBlock(16, 4), vit.CrossBlock(16, 4, norm_kv=False)
