@@ -468,9 +468,12 @@ class Site:
 
     def nav(self, here):
         pages = [("index", "index")] + [(m, f"{m}.py") for m in self.methods] + [("vit", "vit.py")]
-        pages += [(f"compare-{a}-{b}", f"{a} | {b}") for a, b in itertools.combinations(self.methods, 2)]
-        return "\n".join(f'<a href="{p}.html"{" class=" + chr(34) + "here" + chr(34) if p == here else ""}>'
-                       f"{esc(label)}</a>" for p, label in pages)
+        pages += [(self.compare_name(a, b), f"{a} | {b}") for a, b in itertools.combinations(self.methods, 2)]
+        links = []
+        for page, label in pages:
+            mark = ' class="here"' if page == here else ""
+            links.append(f'<a href="{page}.html"{mark}>{esc(label)}</a>')
+        return "\n".join(links)
 
     def page(self, name, title, body):
         return PAGE.format(title=esc(title), nav=self.nav(name), body=body)
@@ -546,12 +549,12 @@ class Site:
             is_prose, prev_code = n in prose, current and current["code"] and n - 1 not in prose
             own_doc = current and current["def"] and n in docs.get(current["def"][0], ())
             if current is None or n in starts or (is_prose and prev_code and not own_doc):
-                current = {"def": starts.get(n), "prose": [], "code": [], "first": n}
+                current = {"def": starts.get(n), "prose": [], "code": []}
                 sections.append(current)
             (current["prose"] if is_prose else current["code"]).append(n)
         body = [f"<h1>{esc(name)}.py</h1>"]
         if name in self.papers:
-            title, oneline, url = self.papers[name]
+            title, oneline, _ = self.papers[name]
             body.append(f'<p class="lead">{esc(title)}: {inline(oneline, None)}. Paper: <a href="{url}">{url}</a>. '
                         f'Side by side with: ' + ", ".join(
                             f'<a href="{self.compare_name(name, o)}.html">{o}</a>' for o in self.methods if o != name)
