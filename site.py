@@ -168,7 +168,7 @@ def first_sentence(text, limit=170):
 
 def note(node, lines, prose):
     """A definition's one-line note, from the code: its docstring, else the comment right above it, else the
-    first comment inside it."""
+    first comment inside it (said so: it may be about one line only), else "no docstring or comment"."""
     doc = docstring_node(node)
     if doc:
         return first_sentence(doc.value.value)
@@ -180,7 +180,7 @@ def note(node, lines, prose):
     if above:
         return first_sentence(" ".join(above))
     inside = [prose[n] for n in range(node.lineno, node.end_lineno + 1) if n in prose]
-    return first_sentence(inside[0]) if inside else ""
+    return "first comment inside: " + first_sentence(inside[0]) if inside else "no docstring or comment"
 
 
 def config_fields(node):
@@ -603,8 +603,7 @@ class Site:
                 if only else f"{len(mine)} fields, all also in {esc(other)}.py"
         notes = []
         for qual, _, _, node in segments:
-            text = note(node, lines, prose)
-            notes.append(f"<code>{esc(qual)}</code>: {inline(text, None)}" if text else f"<code>{esc(qual)}</code>")
+            notes.append(f"<code>{esc(qual)}</code>: {inline(note(node, lines, prose), None)}")
         return "<br>".join(notes)
 
     def compare_page(self, a, b):
