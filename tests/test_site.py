@@ -173,7 +173,6 @@ def test_all_pages_are_built_and_valid_html(site):
     names = list(site)
     expected = {"index.html", "vit.html"} | {f"{m}.html" for m in names}
     expected |= {f"compare-{a}-{b}.html" for i, a in enumerate(names) for b in names[i + 1:]}
-    assert len(expected) == 2 + len(names) + len(names) * (len(names) - 1) // 2
     assert expected <= {p.name for p in SITE.glob("*.html")}
     for name in sorted(expected):
         page = parse(SITE / name)
