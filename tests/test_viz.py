@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import methods
+import metrics
 import viz
 from helpers import tiny_model, write_ckpt
 
@@ -98,3 +99,112 @@ def test_viz_says_only_what_it_wrote(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "no reconstruction" in printed and not (out / "recon_rvm.png").exists()
     assert f"wrote pca.png kmeans.png demo.png demo.gif demo.mp4 to {out}" in printed
+
+
+# ----------------------------------------------------------------------------
+# issue 41: drawn as RVM's official notebook draws, any world, views that say so, the gallery
+
+
+def test_whitened_pca_weighs_the_three_components_alike():
+    g = torch.Generator().manual_seed(0)
+    basis = torch.linalg.qr(torch.randn(12, 3, generator=g))[0].T              # three orthonormal directions
+    coef = torch.randn(4000, 3, generator=g) * torch.tensor([100.0, 10.0, 1.0])   # variances 10^4 : 10^2 : 1
+    coef[0, 1] = 200.0                                                          # one outlier on the second
+    x = coef @ basis
+    white = metrics.pca_rgb(x, whiten=True)
+    spread = white[1:].std(0)                                                  # the outlier aside
+    assert spread.max() / spread.min() < 1.1                                   # each colour spans alike
+    assert 0.2 < spread.min() and white.min() >= 0 and white.max() <= 1        # +-2 sd over the channel, clipped
+    assert white[0, 1] in (0.0, 1.0)                                           # the outlier saturates ...
+    minmax = metrics.pca_rgb(x)
+    assert minmax[1:, 1].std() < 0.5 * spread[1]                               # ... where min-max greys the rest
+    assert torch.equal(metrics.pca_rgb(x, whiten=True), white)                 # deterministic, signs fixed
+
+
+def test_outline_draws_the_border_of_a_token_region():
+    images = np.zeros((1, 32, 32, 3))
+    region = np.zeros((1, 4, 4), dtype=bool)
+    region[0, 1:3, 1:3] = True                                                  # a 2 x 2-token square at pixels 8-23
+    out = viz.outline(images, region, 8)
+    drawn = out[0, ..., 0] == 1
+    assert drawn[8, 8:24].all() and drawn[23, 8:24].all() and drawn[8:24, 8].all() and drawn[8:24, 23].all()
+    assert drawn.sum() == 4 * 16 - 4 and not drawn[9:23, 9:23].any()           # only the border, one pixel wide
+    assert images.max() == 0                                                    # a copy: the input is untouched
+
+
+@pytest.mark.parametrize("spec", ["noise_square", "noise_square:grain=1:boundary=bounce", "noise_square:mix=true",
+                                  "noise_square_paper", "shapes", "shapes:pattern=true:side=20,40"])
+def test_every_world_of_train_data_is_a_video(spec):
+    video, truth = viz.load_video(spec, 6, 64, viz.VIZ_SEED)
+    assert video.shape == (6, 3, 64, 64) and truth.shape == (6, 64, 64) and viz.is_world(spec, 64)
+    assert torch.equal(viz.load_video(spec, 6, 64, viz.VIZ_SEED)[0], video)   # the same seed, the same video
+    if spec.startswith("shapes:pattern"):   # the options reach the world: shapes of 20-40 px fill the frame
+        assert (truth > 0).float().mean() > 0.3
+    assert viz.is_noise_square(spec) == spec.startswith("noise_square")
+
+
+class SquareOracle(torch.nn.Module):
+    """Features that know where the square is, under a position code 10x larger: what the diagnosis in
+    docs/experiments.md finds in the trained models (the square a small share of the variance)."""
+
+    def __init__(self, videos, masks, patch=8):
+        super().__init__()
+        self.table = [(v, metrics.token_fractions(m.long(), patch, 2)[..., 1] > 0.5) for v, m in zip(videos, masks)]
+        g = torch.Generator().manual_seed(0)
+        self.code = 10 * torch.randn(64 // patch, 64 // patch, 4, generator=g)   # (h, w, 4) per place
+
+    def features(self, video):
+        out = []
+        for x in video:
+            square = next(s for v, s in self.table if torch.equal(v, x)).float()   # (T, h, w)
+            out.append(torch.cat([self.code.expand(len(x), -1, -1, -1), square[..., None]], -1))   # (T, h, w, 5)
+        return torch.stack(out)
+
+
+def test_the_demo_outlines_the_square_cluster_and_the_position_view_finds_it(capsys):
+    _, cfg = tiny_model("rvm")
+    T, spec, cpu = 12, "noise_square", torch.device("cpu")
+    video, mask = viz.load_video(spec, T, 64, viz.VIZ_SEED)
+    reference = viz.reference_videos(spec, 4, T, 64)
+    masks = [viz.load_video(spec, T, 64, viz.REFERENCE_SEED + i)[1] for i in range(4)]
+    oracle = SquareOracle(torch.cat([video[None], reference]), torch.stack([mask] + masks))
+    args = viz.get_parser().parse_args(["--ckpt", "x", "--video", spec])
+    best = lambda caption: float(caption.split("IoU ")[-1])
+    # the features as they are: k-means (K = 5) splits the position code, no cluster is the square
+    _, km, _, _, (caption, demo) = viz.model_maps("oracle", oracle, cfg, video, mask, args, cpu)
+    assert "outlined" in caption and best(caption) < 0.5
+    assert not np.array_equal(demo, km) and np.array_equal(demo[demo != 1], km[demo != 1])   # a white border, added
+    assert "the best single cluster of K=5" in capsys.readouterr().out
+    # position removed (the mean at each place over other videos of the world): the code goes, the square stays
+    view = viz.dense_features(oracle, video, cpu, reference)
+    assert view[..., :4].abs().max() < 1e-4
+    two = viz.get_parser().parse_args(["--ckpt", "x", "--video", spec, "--k", "2"])   # one dimension of signal
+    _, _, _, _, (caption, _) = viz.model_maps("oracle", oracle, cfg, video, mask, two, cpu, reference)
+    assert best(caption) == 1.0 and "k-means K=2 1.000" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_make_gallery_trains_what_it_needs_and_draws_one_figure(tmp_path):
+    """`make gallery` with 2 steps a run and 8 frames: RVM on the noise square, the others in the pattern world;
+    a second call reuses the runs (it trains nothing) and redraws the figure."""
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    runs = tmp_path / "gallery"
+    make = ["make", "-s", "-C", root, "-o", "venv", "-o", ".venv/.installed", "gallery", f"PY={sys.executable}",
+            f"DEMO_OUT={tmp_path / 'rvm'}", f"GALLERY_RUNS={runs}", "DEMO_STEPS=2", "GALLERY_STEPS=2", "SIGMA_STEPS=2",
+            "GALLERY_FRAMES=8", "GALLERY_TRAIN=--batch-size 2"]
+    first = subprocess.run(make, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr[-2000:]
+    for run in ("siammae", "vicmae", "sigma"):
+        ckpt = methods.read_checkpoint(str(runs / run / "ckpt.pt"))
+        assert ckpt["method"] == run and ckpt["train"]["data"] == "shapes:pattern=true:side=20,40"
+    assert methods.read_checkpoint(str(tmp_path / "rvm" / "ckpt.pt"))["train"]["data"] == "noise_square"
+    figure = iio.imread(runs / "gallery.png")
+    assert figure.shape[0] > figure.shape[1]                                   # a row per method and time: tall
+    trained = {p: p.stat().st_mtime_ns for p in [tmp_path / "rvm" / "ckpt.pt", *runs.glob("*/ckpt.pt")]}
+    assert len(trained) == 4
+    again = subprocess.run(make, capture_output=True, text=True)
+    assert again.returncode == 0 and "wrote gallery.png" in again.stdout, again.stderr[-2000:]
+    assert {p: p.stat().st_mtime_ns for p in trained} == trained              # nothing trained twice
