@@ -135,8 +135,9 @@ def main(argv=None):
             parser.error("--runs is for experiment exercises")
         if args.start:
             path, created = lab.start(args.name, args.work)
+            answers = os.path.relpath(lab.answers_path(args.work))
             print(f"{'started' if created else 'already started'}: edit {os.path.relpath(path)}, then run "
-                  f"python exercises/check.py {args.name}\n(answers go in {os.path.relpath(lab.answers_path(args.work))})")
+                  f"python exercises/check.py {args.name}\n(answers to the lab's questions go in {answers})")
             return 0
         status, message = check_implement(args.name, args.file, args.solution, args.time_limit, args.work)
         print(message)

@@ -274,11 +274,12 @@ def check_rvm_core(f):
         got = f["gru_step"](e, s, *parts)
         tensor_shape("the new state's shape for e, s (2, 5, 16)", got, (2, 5, 16),
                      "the state keeps its shape from step to step", integer=False)
-        close("update gate shut (u = 0): the old state passes through unchanged", f["gru_step"](e, s, shut, *parts[1:]),
-              s, "RVM Sec. 3.2: u_t weighs the NEW candidate h_t and 1 - u_t the old state; which W make u?",
+        close("update gate shut (W_e^u e = -60, so u = 0): the old state passes through unchanged",
+              f["gru_step"](e, s, shut, *parts[1:]), s,
+              "RVM Sec. 3.2: u_t weighs the NEW candidate h_t and 1 - u_t the old state; which W make u?",
               axes=axes, atol=1e-4)
         seven = lambda q, kv: torch.full_like(q, 7.0)                     # a candidate h_t = 7 everywhere
-        close("update gate open (u = 1), a candidate h = 7: the new state is 7 everywhere",
+        close("update gate open (W_e^u e = +60, so u = 1) and a Tx that returns 7: the new state is 7 everywhere",
               f["gru_step"](e, s, wide, *parts[1:5], seven), torch.full_like(s, 7.0),
               "a GRU blends old and new: the two weights of the blend add up to 1", axes=axes, atol=1e-4)
         blank = lambda _: torch.full_like(s, -60.0)                       # r = 0: the memory is hidden
@@ -286,9 +287,10 @@ def check_rvm_core(f):
         torch.nn.init.normal_(norm.bias, std=1.0)                         # LN(0) = its bias, not 0
         reads = lambda q, kv: kv                                          # a Tx that returns what it reads
         shut_reset = (*parts[:2], blank, parts[3], norm, reads)
-        close("reset gate shut (r = 0): Tx reads a blank memory", f["gru_step"](e, s, *shut_reset),
-              rvm.gru_step(e, s, *shut_reset), "the reset gate scales the NORMALIZED state that Tx reads as its "
-              "keys and values: r = 0 must hide it completely", axes=axes, atol=1e-4)
+        close("reset gate shut (W_e^r e = -60, so r = 0) and a Tx that returns what it reads: the candidate h is 0",
+              f["gru_step"](e, s, *shut_reset), rvm.gru_step(e, s, *shut_reset),
+              "the reset gate scales the NORMALIZED state that Tx reads as its keys and values: r = 0 must hide it "
+              "completely", axes=axes, atol=1e-4)
         close("compared with the reference", got, rvm.gru_step(e, s, *parts),
               "RVM Sec. 3.2: the gates read both e_t and s_{t-1}; Tx's queries are e_t", axes=axes)
 

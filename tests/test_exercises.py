@@ -469,8 +469,8 @@ def test_a_crash_in_the_students_code_is_one_line_pointing_at_their_line(tmp_pat
     ("import sys\ndef sinkhorn(scores, epsilon=0.05, n_iters=10):\n    sys.exit(0)\n", "called sys.exit(0) inside"),
     ("def sinkhorn(scores, epsilon=0.05, n_iters=10):\n    raise KeyboardInterrupt\n", "raised KeyboardInterrupt"),
     ("def sinkhorn(scores, epsilon=0.05, n_iters=10):\n    raise BaseException('x')\n", "raised BaseException"),
-    ("import torch\ndef sinkhorn(scores, epsilon=0.05, n_iters=10):\n    return torch.empty(2, device='meta').tolist()\n",
-     "raised NotImplementedError"),
+    ("import torch\ndef sinkhorn(scores, epsilon=0.05, n_iters=10):\n"
+     "    return torch.empty(2, device='meta').tolist()\n", "raised NotImplementedError"),
 ])
 def test_exits_interrupts_and_torchs_not_implemented_are_a_fail_never_a_pass(tmp_path, body, words):
     path = tmp_path / "sinkhorn.py"
@@ -598,7 +598,8 @@ def test_sigma_and_vicmae_take_their_part():
 
 def write_run(root, name, phi_std):
     os.makedirs(root / name)
-    (root / name / "ckpt.pt").write_bytes(b"")
+    torch.save({"model": {}, "config": {}, "method": "sigma", "step": 2500, "train": {"steps": 2500}},
+               root / name / "ckpt.pt")                  # finished (the collapse reads only metrics.jsonl)
     with open(root / name / "metrics.jsonl", "w") as f:
         for step, v in ((1, 0.45), (2500, phi_std)):
             f.write(json.dumps({"step": step, "loss": 1.0, "phi_std": v}) + "\n")
@@ -708,3 +709,26 @@ def test_the_motion_experiments_fail_on_untrained_runs(monkeypatch):
         status, result = experiments.EXPERIMENTS[name]["measure"](get)
         assert status == "outside" and "IoU" in result, (name, result)
     assert "frame videos (the length both trained on)" in result and "on 16-frame videos" in result
+
+
+@pytest.mark.parametrize("use, verdict", [((1.7, 1.5), "no effect"), ((1.0, 1.0), "outside"), ((2.6, 1.3), "outside")])
+def test_no_effect_needs_two_models_that_use_the_past_frame(monkeypatch, use, verdict):
+    # an untrained pair shows "no effect" trivially (ratio 1): the verdict asks that both models use f1
+    ratios = iter(use)
+    monkeypatch.setattr(experiments, "past_frame_use", lambda *a: next(ratios))
+    monkeypatch.setattr(experiments, "propagation_J", lambda *a: 0.45)
+    get = lambda run: (None, None)
+    get.world = lambda run: {}
+    assert experiments.siammae_masking(get)[0] == verdict
+
+
+def test_an_interrupted_run_is_not_measured(tmp_path):
+    import dataclasses
+    from helpers import tiny_model
+    for run in ("sigma", "sigma-l2"):
+        model, cfg = tiny_model("sigma")
+        os.makedirs(tmp_path / run)
+        torch.save({"model": model.state_dict(), "config": dataclasses.asdict(cfg), "method": "sigma", "step": 40,
+                    "train": {"steps": 2500}}, tmp_path / run / "ckpt.pt")
+    status, message = experiments.check("sigma_collapse", str(tmp_path))
+    assert status == "missing runs" and "sigma stopped at step 40 of 2500" in message, message
