@@ -158,6 +158,17 @@ def prose_lines(source, lines, tree):
     return prose
 
 
+def diff_keys(source, lines):
+    """What the compare pages compare of each line: the line stripped, less its trailing comment (`dim: int = 64
+    # paper 384` equals `dim: int = 64  # official 512`: the same code, each with its own reason)."""
+    keys = [s.strip() for s in lines]
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.COMMENT and tok.line[:tok.start[1]].strip():
+            row, col = tok.start
+            keys[row - 1] = lines[row - 1][:col].strip()
+    return keys
+
+
 def first_sentence(text, limit=170):
     """The first sentence of a docstring's first paragraph (or of a comment), at most `limit` characters."""
     para = " ".join(text.strip().split("\n\n")[0].split())
@@ -407,11 +418,10 @@ svg.math { vertical-align: middle; }
 .role { border-top: 2px solid #23313f; margin-top: 1em; }
 .role h2 { margin-top: .5em; font-family: ui-monospace, monospace; }
 .pair { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 0 10px; }
-.side { min-width: 0; border-top: 1px solid #e3e3e3; }
-.side .code { font-size: 14px; }
-.side h3 { font-size: .95em; margin: .3em 16px; font-family: ui-monospace, monospace; }
-.notes { padding: .3em 16px .5em; margin: 0; }
-.note { margin: .2em 0; }
+.side { min-width: 0; }
+.side.line { font: 14px/1.45 ui-monospace, "DejaVu Sans Mono", Menlo, monospace; }
+.side h3 { font-size: .95em; margin: .6em 0 .2em 16px; font-family: ui-monospace, monospace; }
+.note { margin: .3em 16px .5em; }
 .missing { margin: .5em 16px; padding: .5em 1em; background: #fde8e8; color: #8a1c1c; font-weight: 600; }
 .legend .d { background: #fff6d6; box-shadow: inset 4px 0 #e0a800; padding: 0 .4em; }
 table { border-collapse: collapse; font-size: .9em; }
@@ -426,7 +436,9 @@ figcaption ul { margin: .2em 0; }
 @media (max-width: 820px) {
   body { font-size: 16px; }
   .sec, .pair { grid-template-columns: minmax(0, 1fr); }
-  .code, .side .code { font-size: 13px; }
+  .code, .side.line { font-size: 13px; }
+  .pair > :nth-child(odd) { order: 1; }    /* one column: all of the first method's cells, then the second's */
+  .pair > :nth-child(even) { order: 2; }
   .l { padding-left: 4.6em; text-indent: -1.5em; }
   .ln { width: 2.6em; }
 }
@@ -461,6 +473,7 @@ class Site:
         self.code = {n: highlight(src, self.url(n)) for n, (src, _, _) in self.files.items()}
         self.prose = {n: prose_lines(*f) for n, f in self.files.items()}
         self.roles = {n: find_roles(f[2]) for n, f in self.files.items()}
+        self.diff_keys = {n: diff_keys(src, lines) for n, (src, lines, _) in self.files.items()}
         self.typeset = Typesetter()
 
     def url(self, name):
@@ -584,11 +597,10 @@ class Site:
         return f"compare-{a}-{b}"
 
     def role_code(self, name, role):
-        """(segments, their line numbers, their lines stripped) of one role in one file."""
-        lines = self.files[name][1]
+        """(segments, their line numbers, what the diff compares of each line) of one role in one file."""
         segments = self.roles[name][role]
         numbers = [n for _, first, last, _ in segments for n in range(first, last + 1)]
-        return segments, numbers, [lines[n - 1].strip() for n in numbers]
+        return segments, numbers, [self.diff_keys[name][n - 1] for n in numbers]
 
     def role_note(self, name, role, other):
         """The role's note in this file, from its own docstrings and comments (Config: the fields only it has)."""
@@ -607,44 +619,53 @@ class Site:
         return "<br>".join(notes)
 
     def compare_page(self, a, b):
-        """The skeleton's roles as rows, a's and b's code side by side, the lines that differ marked."""
+        """The skeleton's roles as rows, a's and b's code side by side, line against line where they are equal
+        (difflib), the lines that differ marked. Each role is a two-column grid of cells, one per side per row, so
+        a row is as high as its longer side; on a phone, CSS `order` puts all of a's cells before b's."""
         body = [f'<h1><a href="{a}.html">{a}.py</a> | <a href="{b}.html">{b}.py</a>, role by role</h1>',
                 f'<p class="lead">Each row is one role of the skeleton every method file keeps, found by name; '
-                f'<span class="legend"><span class="d">marked</span></span> lines have no equal line on the other '
-                f"side. Roles: " + ", ".join(f'<a href="#role-{r}">{r}</a>' for r in ROLES) + ".</p>"]
+                f'equal lines face each other, <span class="legend"><span class="d">marked</span></span> lines have '
+                f"no equal on the other side (their code, end-of-line comments aside). Roles: " +
+                ", ".join(f'<a href="#role-{r}">{r}</a>' for r in ROLES) + ".</p>"]
         for role in ROLES:
-            (sa, na, la), (sb, nb, lb) = self.role_code(a, role), self.role_code(b, role)
-            differ_a, differ_b = set(), set()
-            for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, la, lb, autojunk=False).get_opcodes():
-                if op != "equal":
-                    differ_a.update(range(i1, i2))
-                    differ_b.update(range(j1, j2))
             body.append(f'<section class="role" id="role-{role}"><h2>{role}</h2><div class="pair">')
-            for name, other, segments, numbers, differ in ((a, b, sa, na, differ_a), (b, a, sb, nb, differ_b)):
-                body.append(f'<div class="side" data-method="{name}">')
-                if not segments:
-                    body.append(f'<div class="missing" data-role="{role}" data-method="{name}">missing: {name}.py '
-                                f"has no {esc(role)}</div></div>")
-                    continue
-                body.append(f'<p class="notes note" data-role="{role}" data-method="{name}">'
-                            f"<b>{name}</b>: {self.role_note(name, role, other)}</p>")
-                code, lines = self.code[name], self.files[name][1]
-                rows = []
-                for (qual, first, last, node), group in itertools.groupby(
-                        zip(numbers, range(len(numbers))),
-                        key=lambda t: next(s for s in segments if s[1] <= t[0] <= s[2])):
-                    anchor = f"L{first}" if isinstance(node, ast.Expr) else qual   # the docstring has no name
-                    rows.append(f'<h3><a href="{name}.html#{esc(anchor)}">{esc(qual)}</a> '
-                                f'<span class="lines">L{first}-{last}</span></h3><div class="code">')
-                    for n, i in group:
-                        mark = " d" if i in differ else ""
-                        rows.append(f'<span class="{line_class(lines[n - 1])}{mark}" data-line="{n}">'
-                                    f'<span class="ln">{n}</span>'
-                                    f"{code[n - 1]}</span>")
-                    rows.append("</div>")
-                body.append("".join(rows) + "</div>")
+            (sa, na, la), (sb, nb, lb) = self.role_code(a, role), self.role_code(b, role)
+            for name, other, segments in ((a, b, sa), (b, a, sb)):
+                body.append(self.cell(name, f'<div class="missing" data-role="{role}" data-method="{name}">missing: '
+                                            f"{name}.py has no {esc(role)}</div>" if not segments else
+                                      f'<p class="note" data-role="{role}" data-method="{name}"><b>{name}</b>: '
+                                      f"{self.role_note(name, role, other)}</p>", "head"))
+            rows = []   # (index into a's lines or None, the same for b, whether the pair differs)
+            for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, la, lb, autojunk=False).get_opcodes():
+                pairs = itertools.zip_longest(range(i1, i2), range(j1, j2))
+                rows += [(i, j, op != "equal" and bool(sa) and bool(sb)) for i, j in pairs]
+            for i, j, differ in rows:
+                heads = [self.segment_head(name, segments, numbers[k]) if k is not None else ""
+                         for name, segments, numbers, k in ((a, sa, na, i), (b, sb, nb, j))]
+                if any(heads):   # a definition starts on one side (or both): its name and lines first
+                    body.append(self.cell(a, heads[0], "head") + self.cell(b, heads[1], "head"))
+                body.append(self.cell(a, self.code_line(a, na[i], differ) if i is not None else "") +
+                            self.cell(b, self.code_line(b, nb[j], differ) if j is not None else ""))
             body.append("</div></section>")
         return self.page(self.compare_name(a, b), f"{a}.py | {b}.py", "\n".join(body))
+
+    @staticmethod
+    def cell(name, inner, kind="line"):
+        return f'<div class="side {kind}" data-method="{name}">{inner}</div>'
+
+    def code_line(self, name, n, differ):
+        mark = " d" if differ else ""
+        return (f'<span class="{line_class(self.files[name][1][n - 1])}{mark}" data-line="{n}">'
+                f'<span class="ln">{n}</span>{self.code[name][n - 1]}</span>')
+
+    def segment_head(self, name, segments, n):
+        """The heading of the definition that starts at line n (its name, linked, and its lines), or ""."""
+        for qual, first, last, node in segments:
+            if first == n:
+                anchor = f"L{first}" if isinstance(node, ast.Expr) else qual   # the docstring has no name
+                return (f'<h3><a href="{name}.html#{esc(anchor)}">{esc(qual)}</a> '
+                        f'<span class="lines">L{first}-{last}</span></h3>')
+        return ""
 
     # --- the index ---
 
@@ -749,9 +770,10 @@ class Site:
     def build(self, out):
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        # Pygments' colours, then the code column's own white (its style would make it the prose column's grey)
-        (out / "style.css").write_text(CSS + HtmlFormatter(style="default").get_style_defs(".code")
-                                       + "\n.code { background: #fff; }\n")
+        # Pygments' colours for the code column and the compare cells, then their own white (the style's grey
+        # would be the prose column's)
+        (out / "style.css").write_text(CSS + HtmlFormatter(style="default").get_style_defs([".code", ".side"])
+                                       + "\n.code, .side { background: #fff; }\n")
         written = []
         for name in self.methods + ["vit"]:
             written.append(out / f"{name}.html")
