@@ -65,6 +65,29 @@ def test_noise_square_probe_scores_oracle_features_perfectly():
     assert pixels["iou"] < 0.5                                        # frames are noise: pixels cannot see it
 
 
+def test_best_cluster_at_k5_and_the_position_view_on_an_oracle():
+    """Issue 41: a position code (10x larger, the same in every video) plus a square indicator. K-means on the
+    features as they are splits the code; the position-removed view (the mean at each place over other videos of
+    the world taken away) must hand back the indicator: K = 2 and the best cluster of K = 5 score 1 on it."""
+    cpu = torch.device("cpu")
+    videos, masks, _ = toyworld.noise_square_set(4, 6, 64, toyworld.EVAL_SEED)
+    reference, ref_masks, _ = toyworld.noise_square_set(8, 6, 64, toyworld.EVAL_SEED + ev.REFERENCE_OFFSET)
+    code = 10 * torch.randn(8, 8, 4, generator=torch.Generator().manual_seed(0))       # (h, w, 4) per place
+    feats = lambda m: torch.cat([code.expand(*m.shape[:2], -1, -1, -1),
+                                 (metrics.token_fractions(m.long(), 8, 2)[..., 1:] > 0.5).float()], -1)
+    oracle = Oracle(torch.cat([videos, reference]), torch.cat([feats(masks), feats(ref_masks)]))
+    raw = ev.probe_noise_square(oracle, 8, videos, masks, cpu, "")
+    view = ev.probe_noise_square(ev.PositionRemoved(oracle, reference, cpu), 8, videos, masks, cpu, "")
+    assert raw["iou"] < 0.5 and raw["iou_best_cluster_k5"] < 0.5
+    assert view["iou"] == pytest.approx(1.0)
+    # K = 5 on the view's one dimension (indicator minus its place's mean) cuts the square in value bands: better
+    # than on the raw features, not whole
+    assert view["iou_best_cluster_k5"] > raw["iou_best_cluster_k5"] + 0.2
+    # the indicator alone: one cluster of K = 5 is the square exactly
+    indicator = Oracle(videos, feats(masks)[..., 4:])
+    assert ev.probe_noise_square(indicator, 8, videos, masks, cpu, "")["iou_best_cluster_k5"] == pytest.approx(1.0)
+
+
 class FrameDifference(torch.nn.Module):
     """A one-line motion detector: a token's feature is its patch of
     |x_t - x_(t-1)|. Static background cancels, the moving square does not."""
@@ -158,19 +181,26 @@ def test_evaluate_script_end_to_end(tmp_path, capsys, monkeypatch):
              "--lengths", "4,8"])
     table = (tmp_path / "res" / "results.md").read_text()
     assert "| rvm |" in table and "| random-init rvm |" in table and "| raw pixels |" in table
+    assert table.startswith("View: the features as they are.") and "| IoU K=5 best cluster |" in table
     rows = json.loads((tmp_path / "res" / "results.json").read_text())["rows"]
     assert [r["model"] for r in rows] == ["rvm", "random-init rvm", "raw pixels"]
     for r in rows:
         assert 0 <= r["iou"] <= 1 and 0 <= r["motion_acc"] <= 1 and 0 <= r["J"] <= 1 and r["sec_per_video"] > 0
         assert len(r["iou_per_frame"]) == 4 and set(r) >= {"iou_axis", "iou_diagonal"}
+        assert 0 <= r["iou_best_cluster_k5"] <= 1 and r["view"] == ev.VIEWS["none"]
     assert "noise-square IoU" in capsys.readouterr().out             # progress is printed
     # --world: the IoU and motion probes' videos come from that noise-square world (here per-pixel noise, bouncing)
     seen, real = [], ev.toyworld.noise_square_set
     monkeypatch.setattr(ev.toyworld, "noise_square_set", lambda *a, **k: seen.append(k) or real(*a, **k))
     ev.main(["--ckpt", ckpt, "--out", str(tmp_path / "res2"), "--iou-videos", "2", "--frames", "4",
              "--probe-train", "1", "--probe-test", "1", "--probe-frames", "3", "--shapes-videos", "1",
-             "--lengths", "4", "--world", "noise_square:grain=1:boundary=bounce"])
-    assert len(seen) == 3 and all(k == {"grain": 1, "boundary": "bounce"} for k in seen)
+             "--lengths", "4", "--world", "noise_square:grain=1:boundary=bounce", "--remove", "position",
+             "--reference-videos", "2"])
+    # the IoU, the two motion-probe sets and --remove position's reference videos: all of that world
+    assert len(seen) == 4 and all(k == {"grain": 1, "boundary": "bounce"} for k in seen)
+    assert (tmp_path / "res2" / "results.md").read_text().startswith("View: position removed")
+    rows = json.loads((tmp_path / "res2" / "results.json").read_text())["rows"]
+    assert all(r["view"] == ev.VIEWS["position"] for r in rows)
 
 
 def test_evaluate_script_clear_errors(tmp_path, capsys):
