@@ -158,8 +158,12 @@ class Runs:
             self.model(run, seed)   # a run not trained: its one-line error
         stamp = os.stat(os.path.join(out, runs.CKPT_NAME)).st_mtime_ns
         path = os.path.join(out, "probes.json")
-        cache = json.load(open(path)) if os.path.exists(path) else {}
-        if cache.get("ckpt_mtime_ns") != stamp:
+        try:
+            with open(path) as f:
+                cache = json.load(f)
+        except (OSError, ValueError):   # none yet, or not readable: measured again
+            cache = {}
+        if not isinstance(cache, dict) or cache.get("ckpt_mtime_ns") != stamp:
             cache = {"ckpt_mtime_ns": stamp, "values": {}}
         if key not in cache["values"]:
             cache["values"][key] = compute()

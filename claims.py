@@ -111,7 +111,8 @@ def fmt(xs, digits=3):
 
 # ----------------------------------------------------------------------------
 # the claims: each one's text (paper, statement, the paper's number, runs, probe, and the rule, fixed before the
-# runs) above the function that measures it: measure(R) -> ours, baselines, checks [(rule, held)], values (seed lists)
+# runs) above the function that measures it: measure(R), R a claimrun.Runs -> ours, baselines, checks [(rule,
+# held)], values (seed lists)
 
 CLAIMS = {}
 TEXT = ("paper", "runs", "statement", "paper_value", "probe", "rule")
@@ -425,8 +426,8 @@ def main(argv=None):
     needed = list(dict.fromkeys(r for n in names for r in CLAIMS[n]["runs"]))
     todo = [(r, run_words(r, opts), s) for s in opts.seed_list for r in needed]   # by seed: a cut leaves whole seeds
     # every folder checked before the first run: a file in the way is one line now, not an error from a worker later
-    for folder, flag in [(opts.root, "--runs"), (out, "--out")] + [(claimrun.run_dir(opts.root, r, s), "--runs")
-                                                                   for r, _, s in todo]:
+    folders = [(opts.root, "--runs"), (out, "--out"), (os.path.join(out, "docs"), "--out")]
+    for folder, flag in folders + [(claimrun.run_dir(opts.root, r, s), "--runs") for r, _, s in todo]:
         reason = runs.check_out_folder(folder, flag)
         if reason:
             parser.error(reason)

@@ -376,6 +376,16 @@ def test_a_failed_run_ends_with_one_line_naming_its_log(tmp_path, monkeypatch):
         claimrun.train_run("bad", words, 0, opts)
 
 
+def test_an_unreadable_probe_cache_is_measured_again(tmp_path):
+    """probes.json cut or garbled (by hand, or by a claims.py older than its atomic write) is a cache miss, not a
+    traceback; the value measured is written whole."""
+    (tmp_path / "run-s0").mkdir()
+    (tmp_path / "run-s0" / "ckpt.pt").write_bytes(b"only its time stamp is read here")
+    (tmp_path / "run-s0" / "probes.json").write_text('{"ckpt_mtime_ns": 1, "val')
+    assert claimrun.Runs(str(tmp_path), [0])._cached("run", 0, "probe", lambda: 0.5) == 0.5
+    assert json.load(open(tmp_path / "run-s0" / "probes.json"))["values"] == {"probe": 0.5}
+
+
 def test_measuring_a_run_not_trained_is_one_line(tmp_path):
     with pytest.raises(SystemExit, match="rvm-s0/ckpt.pt is not a finished run"):
         claimrun.Runs(str(tmp_path), [0]).probe("rvm", "iou T16", evaluate.iou16)

@@ -35,6 +35,7 @@ CASES = [   # (tool, arguments; F = a plain file, OUT = the output folder the to
     ("claims", [*CLAIM, "--runs", "F/sub"], "--runs F/sub: F is a file, not a folder"),
     ("claims", [*CLAIM, "--runs", "RUNS_WITH_A_FILE"], "rvm-s0 is a file, not a folder"),
     ("claims", [*CLAIM, "--out", "F"], "--out F is a file, not a folder"),
+    ("claims", [*CLAIM, "--out", "OUT_WITH_A_FILE"], "docs is a file, not a folder"),   # where claims.md goes
     ("claims", ["--claim", "rvm_tab3b", "--seeds", "1"], "--seeds must be at least 2"),
     ("claims", [*CLAIM, "--jobs", "0"], "--jobs must be at least 1"),
     ("sigma_oracle", [*ORACLE, "--set", "nope=1"], "--set: unknown config key 'nope' for sigma"),
@@ -59,8 +60,9 @@ def test_bad_input_is_one_line(tmp_path, monkeypatch, capsys, oracle, tool, args
     plain.write_text("not a folder\n")
     (tmp_path / "with_file").mkdir()
     (tmp_path / "with_file" / "rvm-s0").write_text("a file where a run folder goes\n")
-    swap = lambda a: (a.replace("RUNS_WITH_A_FILE", str(tmp_path / "with_file")).replace("F", str(plain))
-                      if a.startswith(("F", "RUNS")) else a)
+    (tmp_path / "with_file" / "docs").write_text("a file where docs/claims.md goes\n")
+    folders = {"RUNS_WITH_A_FILE": tmp_path / "with_file", "OUT_WITH_A_FILE": tmp_path / "with_file"}
+    swap = lambda a: str(folders[a]) if a in folders else a.replace("F", str(plain)) if a.startswith("F") else a
     args, message = [swap(a) for a in args], message.replace(" F", f" {plain}")
     out = tmp_path / "out"
     if tool == "bench" and "--out" not in args:
