@@ -56,6 +56,7 @@ import torch
 import torch.nn as nn
 
 import data
+import davis
 import methods
 import metrics
 import runs
@@ -473,12 +474,24 @@ def get_parser():
     p.add_argument("--reference-videos", type=int, default=16, help="--remove position: held-out reference videos "
                    "per world")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto: cuda if available")
+    # DAVIS-2017 J&F (davis.py) instead of the toy-world probes
+    p.add_argument("--davis", metavar="ROOT", default=None, help="score DAVIS-2017 label propagation J&F on the "
+                   "dataset at ROOT (JPEGImages/480p, Annotations/480p, ImageSets/2017/val.txt) instead of the probes")
+    p.add_argument("--davis-size", default=None, help="--davis: frames resized to H,W for the features "
+                   "(default 480,880 as RVM's notebook; a tiny model: e.g. 64,64)")
+    p.add_argument("--lp-protocol", choices=metrics.LP_PROTOCOLS, default="dino", help="--davis: label propagation "
+                   "as DINO's code (SiamMAE's numbers) or RVM's evaluation notebook")
+    p.add_argument("--davis-sequences", type=int, default=None, help="--davis: only the first N sequences")
+    p.add_argument("--davis-videos", action="store_true", help="--davis: also write each prediction over its frames "
+                   "as an MP4 (--out/davis-videos)")
     return p
 
 
 def main(argv=None):
     parser = get_parser()
     args = parser.parse_args(argv)
+    if args.davis is not None:   # DAVIS-2017 J&F: its own inputs, loop and table (davis.py)
+        return davis.evaluate_davis(args, parser.error)
     reason = runs.check_out_folder(args.out)   # before any work: a bad --out never costs an evaluation
     if reason:
         parser.error(reason)
