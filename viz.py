@@ -459,8 +459,6 @@ def main(argv=None, parts=None):
         parser.error(reason)
     if min(args.frames, args.k, args.cols, args.scale, args.fps, args.reference_videos) < 1:
         parser.error("--frames, --k, --cols, --scale, --fps and --reference-videos must be >= 1")
-    if args.seed < 0:
-        parser.error(f"--seed must be >= 0; got {args.seed}")
     try:
         device = methods.device_for(args.device)
     except ValueError as e:
