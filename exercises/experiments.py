@@ -158,7 +158,8 @@ def check(name, runs_root=None):
     if missing:
         return "missing runs", (
             f"{name}: {ex['question']}\nits runs are not trained yet: {', '.join(missing)} (looked in {root}).\n"
-            f"Train them with: python exercises/run.py --prepare {name}" +
+            f"If python exercises/run.py --prepare runs in another terminal, wait for it; else train them with: "
+            f"python exercises/run.py --prepare {name}" +
             (f" --runs {root}" if runs_root else "") + "\n(or get the teacher's prepared folder and pass it with "
             "--runs DIR or EXERCISES_RUNS=DIR)")
     models, worlds = {}, {}

@@ -13,7 +13,8 @@ its constructor (rvm.RVM(cfg, gru_step=...), sigma.SIGMA(cfg, sinkhorn=...),
 vicmae.ViCMAE(cfg, info_nce=...)): training runs train.py's own code with it,
 and viz.py draws with it. Your file is checked first (exercises/check.py NAME);
 --force trains even when a check fails. Anything after NAME goes to train.py
-(e.g. --steps 500); the run folder is runs/exercises/NAME-yours unless you give --out.
+(e.g. --steps 500); the run folder is runs/exercises/NAME-yours unless you give --out (a previous
+run there is moved aside, never deleted).
 
 --prepare trains the runs the experiments need, each once even when several
 experiments share it, one at a time, with one progress line and an ETA for the
@@ -70,8 +71,12 @@ def train_with_part(argv=None):
     parts = {method: {function: part}}
     default = os.path.join(os.path.relpath(check.ROOT), "runs", "exercises", f"{args.name}-yours")
     out = rest[rest.index("--out") + 1] if "--out" in rest[:-1] else default
+    import runs
     import train
     import viz
+    if not {"--resume", "--overwrite"} & set(rest) and os.path.isdir(out) and runs.holds_run(out):
+        rest = [*rest, "--overwrite"]   # a student trains again after a fix: the old run is moved, never deleted
+        print(f"note: {out} holds your previous run; train.py moves it aside (--overwrite)")
     try:
         train.main(["--method", method, *train_args, "--out", out, *rest], parts=parts)   # a later --out wins
     except SystemExit as e:   # train.py's own exit codes (2 bad arguments, 130 interrupted, ...)
@@ -142,6 +147,36 @@ def minutes(seconds):
     return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{max(seconds, 1):.0f} s"
 
 
+def hold_queue(root):
+    """Take root/.prepare.pid for this process -> None, or the pid of a live --prepare that holds it (one queue
+    a folder: two would train the same runs side by side). A stale file, from a killed queue, is taken over."""
+    path = os.path.join(root, ".prepare.pid")
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                pid = int(open(path).read().strip() or 0)
+                os.kill(pid, 0)
+                return pid
+            except (ValueError, ProcessLookupError):
+                os.remove(path)   # stale: its process is gone
+                continue
+            except PermissionError:   # alive, another user's
+                return pid
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        return None
+    return -1
+
+
+def release_queue(root):
+    try:
+        os.remove(os.path.join(root, ".prepare.pid"))
+    except FileNotFoundError:
+        pass
+
+
 def prepare(argv=None):
     import experiments
     parser = argparse.ArgumentParser(prog="run.py --prepare", description="train the experiments' runs, one queue")
@@ -171,6 +206,19 @@ def prepare(argv=None):
         print(f"every run is trained: {root}")
         return 0
     os.makedirs(root, exist_ok=True)
+    holder = hold_queue(root)
+    if holder:
+        print(f"error: another run.py --prepare (process {holder}) is training the runs in {root}: wait for it "
+              f"(its progress is in its terminal), or stop it first", file=sys.stderr)
+        return 1
+    try:
+        return train_queue(root, plan)
+    finally:
+        release_queue(root)
+
+
+def train_queue(root, plan):
+    """Train the runs of `plan` one after another, with one progress line and an ETA for the whole queue."""
     estimate = sum(p[3] for p in plan)
     print(f"{len(plan)} runs to train in {root}, one after another: {', '.join(p[0] for p in plan)} "
           f"(about {minutes(estimate)} on 2 cores; the ETA follows this machine's speed). Logs: {root}/RUN.log")
