@@ -372,12 +372,18 @@ def check_sinkhorn(f):
     close("equipartition: after 200 iterations each prototype gets B / K of the mass", q.sum(0),
           torch.full((5,), 2.4), "Eq. 4: the prototypes' marginal is uniform, r = 1/K; rescale the prototypes' mass "
           "too, not only the samples'", axes=("prototype",), atol=1e-3)
+    level = torch.rand(12, 5, generator=gen(1)) * 2 - 1
+    level[:, 2] = 1.0                                                      # every sample's best score is 1
+    level[:3, 0] = 0.99
+    close("one iteration on scores whose rows share their max: the prototypes' step comes first",
+          f["sinkhorn"](level, 0.5, 1), sigma.sinkhorn(level, 0.5, 1, False),
+          "SIGMA's loop (as SwAV's): each iteration rescales the prototypes' mass to 1/K first, then the samples' "
+          "to 1/B (Eq. 4's two marginals)", axes=("sample", "prototype"), atol=1e-5)
     for iters in (1, 3, 10):
         close(f"compared with the reference: skewed scores (12, 5), epsilon 0.5, n_iters {iters}",
               f["sinkhorn"](s, 0.5, iters), sigma.sinkhorn(s, 0.5, iters, False),
               "at few iterations the start matters: exp(scores / epsilon) shifted by ONE constant for the whole "
-              "matrix; each iteration the prototypes first, then the samples", axes=("sample", "prototype"),
-              atol=1e-5)
+              "matrix (a shift per sample changes the result)", axes=("sample", "prototype"), atol=1e-5)
 
 
 @implement("swapped_prediction", ["swapped_prediction"], 15, "SIGMA's swapped-prediction loss (Eq. 5-7)",

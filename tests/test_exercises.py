@@ -292,6 +292,15 @@ def sinkhorn_with_grad(scores, epsilon=0.05, n_iters=10):    # the targets carry
     return q / q.sum(1, keepdim=True)
 
 
+def sinkhorn_rows_first(scores, epsilon=0.05, n_iters=10):   # the samples' step before the prototypes'
+    with torch.no_grad():
+        q = torch.exp((scores.detach() - scores.max()) / epsilon)
+        for _ in range(n_iters):
+            q = q / (q.shape[0] * q.sum(1, keepdim=True))
+            q = q / (q.shape[1] * q.sum(0, keepdim=True))
+        return q / q.sum(1, keepdim=True)
+
+
 def sinkhorn_no_last_rows(scores, epsilon=0.05, n_iters=10):  # rows left at 1/B: not distributions
     with torch.no_grad():
         q = torch.exp((scores.detach() - scores.max()) / epsilon)
@@ -380,7 +389,8 @@ WRONG = {   # exercise -> [(functions, the name of the check that must catch it)
     "sinkhorn": [({"sinkhorn": sinkhorn_rows_only}, "equipartition"),
                  ({"sinkhorn": sinkhorn_row_max}, "compared with the reference"),
                  ({"sinkhorn": sinkhorn_with_grad}, "q carries no gradient"),
-                 ({"sinkhorn": sinkhorn_no_last_rows}, "rows of q sum to 1")],
+                 ({"sinkhorn": sinkhorn_no_last_rows}, "rows of q sum to 1"),
+                 ({"sinkhorn": sinkhorn_rows_first}, "the prototypes' step comes first")],
     "swapped_prediction": [({"swapped_prediction": swapped_wrong_axis}, "confident and right"),
                            ({"swapped_prediction": swapped_not_swapped}, "does not depend on phi's own targets"),
                            ({"swapped_prediction": swapped_one_number}, "the result"),
