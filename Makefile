@@ -8,7 +8,7 @@ FRAME_OUT ?= runs/demo-siammae
 DEMO_STEPS ?= 5000
 # make gallery: each method on a held-out video of the world it trained on, beside its random-init twin (viz.py
 # --gallery). RVM on the noise square (make demo's run when present); SiamMAE, ViC-MAE and SIGMA in the pattern
-# world, with the steps and the frame models' lr of claims.py's runs there. A run already in its folder is reused.
+# world, with the steps of claims.py's runs there. A finished run in its folder is reused (--auto-resume).
 GALLERY_RUNS ?= runs/gallery
 GALLERY_WORLD ?= shapes:pattern=true:side=20,40
 GALLERY_STEPS ?= 1000
@@ -34,18 +34,18 @@ site: venv
 	$(PY) site.py
 
 demo: venv
-	$(PY) train.py --method rvm --preset tiny --data noise_square --steps $(DEMO_STEPS) --log-every 250 --out $(DEMO_OUT)
-	$(PY) train.py --method siammae --preset tiny --data noise_square --log-every 100 --out $(FRAME_OUT)
+	$(PY) train.py --method rvm --preset tiny --data noise_square --steps $(DEMO_STEPS) --log-every 250 \
+		--out $(DEMO_OUT) --auto-resume
+	$(PY) train.py --method siammae --preset tiny --data noise_square --log-every 100 --out $(FRAME_OUT) --auto-resume
 	$(PY) viz.py --ckpt $(DEMO_OUT)/ckpt.pt --ckpt $(FRAME_OUT)/ckpt.pt --video noise_square --out $(DEMO_OUT)/viz
 
 gallery: venv
-	test -f $(DEMO_OUT)/ckpt.pt || $(PY) train.py --method rvm --preset tiny --data noise_square \
-		--steps $(DEMO_STEPS) --log-every 250 --out $(DEMO_OUT) $(GALLERY_TRAIN)
-	for m in siammae vicmae; do test -f $(GALLERY_RUNS)/$$m/ckpt.pt || $(PY) train.py --method $$m --preset tiny \
-		--data $(GALLERY_WORLD) --steps $(GALLERY_STEPS) --set blr=0.032 --log-every 100 \
-		--out $(GALLERY_RUNS)/$$m $(GALLERY_TRAIN) || exit 1; done
-	test -f $(GALLERY_RUNS)/sigma/ckpt.pt || $(PY) train.py --method sigma --preset tiny --data $(GALLERY_WORLD) \
-		--steps $(SIGMA_STEPS) --log-every 250 --out $(GALLERY_RUNS)/sigma $(GALLERY_TRAIN)
+	$(PY) train.py --method rvm --preset tiny --data noise_square --steps $(DEMO_STEPS) --log-every 250 \
+		--out $(DEMO_OUT) --auto-resume $(GALLERY_TRAIN)
+	for m in siammae vicmae; do $(PY) train.py --method $$m --preset tiny --data $(GALLERY_WORLD) \
+		--steps $(GALLERY_STEPS) --log-every 100 --out $(GALLERY_RUNS)/$$m --auto-resume $(GALLERY_TRAIN) || exit 1; done
+	$(PY) train.py --method sigma --preset tiny --data $(GALLERY_WORLD) --steps $(SIGMA_STEPS) --log-every 250 \
+		--out $(GALLERY_RUNS)/sigma --auto-resume $(GALLERY_TRAIN)
 	$(PY) viz.py --gallery --ckpt $(DEMO_OUT)/ckpt.pt --ckpt $(GALLERY_RUNS)/siammae/ckpt.pt \
 		--ckpt $(GALLERY_RUNS)/vicmae/ckpt.pt --ckpt $(GALLERY_RUNS)/sigma/ckpt.pt --frames $(GALLERY_FRAMES) \
 		--out $(GALLERY_RUNS)
