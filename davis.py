@@ -26,8 +26,9 @@ One sequence goes through four steps (`segment`, `score_sequence`):
    - rvm: RVM's official evaluation notebook (google-deepmind/representations4d): the queue starts filled with 20
      copies of the first frame, a disc neighbourhood restricts the queue frames but not the first frame, the argmax
      takes the labels as they are, and the first mask is one-hot at the processing size, then resized bilinearly;
-   both with SiamMAE's DAVIS settings (App. A Table 4b), which are also the notebook's: queue 20, top-k 7,
-   neighbourhood 20 tokens, temperature 0.7 (`LP_SETTINGS`);
+   both with SiamMAE's DAVIS settings (App. A Table 4b: queue 20, top-k 7, neighbourhood 20 tokens), which are
+   also the notebook's, and the notebook's temperature 0.7 (SiamMAE gives none; DINO's code divides by 0.1):
+   `LP_SETTINGS`;
 4. the soft labels are upsampled bilinearly to the processing size, the argmax taken, and the label map resized back
    to the frame's own size (nearest), where it is scored.
 
@@ -225,13 +226,16 @@ def first_labels(mask, ids, grid, size, protocol):
 def segment(feats, first_mask, size, protocol, settings=LP_SETTINGS):
     """Propagate the first frame's objects through a video: feats (T, h, w, D), the features of its frames at the
     processing size `size` (Hp, Wp); first_mask (H, W), the first annotation at the frame's own size. Returns the
-    predicted label map (T, H, W) int64 of object ids (frame 0: the given annotation)."""
-    first_mask = torch.where(first_mask == VOID, 0, first_mask)
+    predicted label map (T, H, W) int64 of object ids (frame 0: the given annotation), on feats' device."""
+    first_mask = torch.where(first_mask == VOID, 0, first_mask).to(feats.device)
     ids = first_mask.unique()                                                        # (C,) sorted: 0 first
     soft = metrics.label_propagation(feats, first_labels(first_mask, ids, feats.shape[1:3], size, protocol),
                                      protocol=protocol, **settings)                  # (T, h, w, C)
-    index = metrics.labels_to_pixels(soft, *size, normalize=protocol == "dino")      # (T, Hp, Wp) channel index
-    pred = resize_labels(ids.to(index.device)[index], first_mask.shape, "nearest-exact").cpu()   # (T, H, W) ids
+    ids, pred = ids.to(soft.device), []
+    for s in range(0, len(soft), 8):   # a few frames at a time: (T, C, Hp, Wp) upsampled labels need not fit at once
+        index = metrics.labels_to_pixels(soft[s:s + 8], *size, normalize=protocol == "dino")   # (t, Hp, Wp) channels
+        pred.append(resize_labels(ids[index], first_mask.shape, "nearest-exact"))            # (t, H, W) ids
+    pred = torch.cat(pred)
     pred[0] = first_mask
     return pred
 
@@ -250,13 +254,14 @@ def score_sequence(pred, truth, objects):
 
 @torch.no_grad()
 def video_features(model, frames, size, device):
-    """frames (T, H, W, 3) uint8 -> features (T, h, w, D) float32 on the CPU: the frames resized to `size` (bilinear,
-    antialiased), in [0, 1], through the model (bf16 autocast on CUDA, as evaluate.py)."""
-    video = frames.permute(0, 3, 1, 2).float().div(255)                              # (T, 3, H, W)
+    """frames (T, H, W, 3) uint8 -> features (T, h, w, D) float32 on `device`, where propagation and scoring run
+    too: the frames resized to `size` (bilinear, antialiased), in [0, 1], through the model (bf16 autocast on CUDA,
+    as evaluate.py)."""
+    video = frames.to(device).permute(0, 3, 1, 2).float().div(255)                  # (T, 3, H, W)
     video = F.interpolate(video, size=tuple(size), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-        feats = methods.video_features(model, video[None].to(device))              # (1, T, h, w, D)
-    return feats[0].float().cpu()
+        feats = methods.video_features(model, video[None])                          # (1, T, h, w, D)
+    return feats[0].float()
 
 
 def overlay(frames, pred):
@@ -346,7 +351,7 @@ def evaluate_davis(args, error):
         for name, model in entries:
             model = model.to(device).eval()
             pred = segment(video_features(model, frames, size, device), truth[0], size, protocol)
-            scores = score_sequence(pred, truth, objects)
+            scores = score_sequence(pred, truth.to(device), objects)
             for o, (J, Fb, _, _) in scores.items():
                 per_object[name][f"{seq}_{o}"] = (J, Fb)
             row["models"][name] = {"J": _mean([s[0] for s in scores.values()]),
@@ -355,7 +360,7 @@ def evaluate_davis(args, error):
             if args.davis_videos:
                 folder = os.path.join(args.out, "davis-videos", name.replace("/", "_").replace(" ", "-"))
                 os.makedirs(folder, exist_ok=True)
-                write_mp4(os.path.join(folder, f"{seq}.mp4"), overlay(frames, pred))
+                write_mp4(os.path.join(folder, f"{seq}.mp4"), overlay(frames, pred.cpu()))
         per_sequence.append(row)
         print(f"[{i}/{len(sequences)}] {seq}: {len(frames)} frames, {len(objects)} objects, J&F "
               + ", ".join(f"{n} {(r['J'] + r['F']) / 2:.3f}" for n, r in row["models"].items() if r["J"] is not None)
