@@ -220,7 +220,8 @@ def prepare(argv=None):
 def train_queue(root, plan):
     """Train the runs of `plan` one after another, with one progress line and an ETA for the whole queue."""
     estimate = sum(p[3] for p in plan)
-    print(f"{len(plan)} runs to train in {root}, one after another: {', '.join(p[0] for p in plan)} "
+    print(f"{len(plan)} run{'s' * (len(plan) > 1)} to train in {root}, one after another: "
+          f"{', '.join(p[0] for p in plan)} "
           f"(about {minutes(estimate)} on 2 cores; the ETA follows this machine's speed). Logs: {root}/RUN.log")
     speed = [0.0, 0.0]   # seconds measured, seconds estimated, over the runs finished here
     for i, (run, words, steps, est) in enumerate(plan):
@@ -260,7 +261,7 @@ def train_queue(root, plan):
                 print(f"\ninterrupted at {run}: run the same command again to continue")
                 return 130
         if proc.returncode != 0:
-            print(f"\nerror: {run} failed (exit status {proc.returncode}); its log: {root}/{run}.log")
+            print(f"\nerror: {run} failed (exit status {proc.returncode}); its log: {root}/{run}.log", file=sys.stderr)
             return 1
         speed[0] += time.monotonic() - t0
         speed[1] += est * (1 - step / steps)

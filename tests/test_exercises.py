@@ -670,11 +670,11 @@ def test_the_prepare_queue_trains_each_shared_run_once_and_skips_finished_ones(t
     runs = tmp_path / "runs"
     assert run.main(["--prepare", "small_one", "--steps", "2"]) == 0      # $EXERCISES_RUNS (the fixture)
     out = capsys.readouterr().out
-    assert "1 runs to train" in out and "every run is trained" in out
+    assert "1 run to train" in out and "every run is trained" in out
     assert torch.load(runs / "small" / "ckpt.pt", weights_only=True)["step"] == 2 and (runs / "small.log").exists()
     assert run.main(["--prepare", "small_one", "--steps", "2"]) == 0
     out = capsys.readouterr().out
-    assert "done already: small" in out and "runs to train" not in out
+    assert "done already: small" in out and "to train" not in out
     with pytest.raises(SystemExit):
         run.main(["--prepare", "nope"])
     assert "no experiment 'nope'" in capsys.readouterr().err
