@@ -107,9 +107,28 @@ def index(root, split="val", only=None):
                              f"(first: {missing[0]}.png)")
         if len(frames) < 3:
             raise ValueError(f"sequence {name} has {len(frames)} frames; DAVIS scores frames 1 .. T-2, so it needs 3")
-        out.append((name, [os.path.join(frames_dir, f) for f in frames],
-                    [os.path.join(masks_dir, os.path.splitext(f)[0] + ".png") for f in frames]))
+        frames = [os.path.join(frames_dir, f) for f in frames]
+        masks = [os.path.join(masks_dir, os.path.splitext(os.path.basename(f))[0] + ".png") for f in frames]
+        check_headers(name, frames, masks)
+        out.append((name, frames, masks))
     return out
+
+
+def check_headers(name, frame_paths, mask_paths):
+    """Every image of a sequence opens, all of one size, and every annotation is a palette (or grey) PNG of ids:
+    read from the files' headers only, so a broken sequence stops the command before any work, not midway."""
+    sizes = set()
+    for p in frame_paths + mask_paths:
+        try:
+            with Image.open(p) as img:
+                sizes.add(img.size)
+                mode = img.mode
+        except OSError as e:
+            raise ValueError(f"sequence {name}: {p} does not open as an image ({runs.first_line(e)})") from None
+        if p in mask_paths and mode not in ("P", "L"):
+            raise ValueError(f"sequence {name}: {p} is a {mode} image, not a palette PNG of object ids")
+    if len(sizes) > 1:
+        raise ValueError(f"sequence {name}: frames and annotations of different sizes {sorted(sizes)}")
 
 
 def read_sequence(name, frame_paths, mask_paths):
@@ -345,7 +364,10 @@ def evaluate_davis(args, error):
     per_object = {name: {} for name, _ in entries}            # model -> "seq_id" -> (J, F)
     per_sequence = []
     for i, (seq, frame_paths, mask_paths) in enumerate(sequences, 1):
-        frames, truth = read_sequence(seq, frame_paths, mask_paths)
+        try:   # the headers were checked; a file broken inside still ends the command in one line
+            frames, truth = read_sequence(seq, frame_paths, mask_paths)
+        except ValueError as e:
+            error(runs.first_line(e))
         objects = [int(o) for o in truth[0].unique() if o not in (0, VOID)]
         row = {"sequence": seq, "frames": len(frames), "objects": objects, "models": {}}
         for name, model in entries:

@@ -303,13 +303,22 @@ def test_evaluate_davis_end_to_end(fixture, tmp_path):
 
 @pytest.fixture(scope="module")
 def broken(tmp_path_factory, fixture):
-    """Folders that are not DAVIS: no split list; a sequence listed without annotations; and a file."""
+    """Folders that are not DAVIS: no split list; a sequence listed without annotations, one with RGB annotations,
+    one with annotations of another size than its frames; and a file."""
     root = tmp_path_factory.mktemp("broken")
     (root / "nolist" / "JPEGImages" / "480p").mkdir(parents=True)
     (root / "noanno" / "ImageSets" / "2017").mkdir(parents=True)
     (root / "noanno" / "ImageSets" / "2017" / "val.txt").write_text("seq\n")
     (root / "noanno" / "JPEGImages" / "480p" / "seq").mkdir(parents=True)
     Image.new("RGB", (16, 16)).save(root / "noanno" / "JPEGImages" / "480p" / "seq" / "00000.jpg")
+    for case, mask_mode, mask_size in (("rgbanno", "RGB", (16, 16)), ("sizes", "P", (16, 12))):
+        (root / case / "ImageSets" / "2017").mkdir(parents=True)
+        (root / case / "ImageSets" / "2017" / "val.txt").write_text("seq\n")
+        for sub in ("JPEGImages", "Annotations"):
+            (root / case / sub / "480p" / "seq").mkdir(parents=True)
+        for t in range(3):
+            Image.new("RGB", (16, 16)).save(root / case / "JPEGImages" / "480p" / "seq" / f"{t:05d}.jpg")
+            Image.new(mask_mode, mask_size).save(root / case / "Annotations" / "480p" / "seq" / f"{t:05d}.png")
     (root / "file").write_text("")
     write_ckpt(root, "rvm")
     return root
@@ -319,6 +328,8 @@ BAD = [   # (arguments; D = the fixture, B = the broken folders; a piece of the 
     (["--davis", "B/missing"], "no such folder"),
     (["--davis", "B/nolist"], "no ImageSets/2017/val.txt"),
     (["--davis", "B/noanno"], "sequence seq: no annotations in"),
+    (["--davis", "B/rgbanno"], "is a RGB image, not a palette PNG of object ids"),
+    (["--davis", "B/sizes"], "frames and annotations of different sizes"),
     (["--davis", "D", "--davis-size", "64"], "--davis-size must be two positive integers"),
     (["--davis", "D", "--davis-size", "0,64"], "--davis-size must be two positive integers"),
     (["--davis", "D", "--davis-size", "a,b"], "--davis-size must be two positive integers"),
