@@ -121,6 +121,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.time_limit <= 0:
         parser.error(f"--time-limit must be a positive number of seconds; got {args.time_limit}")
+    work = lab.work_dir(args.work)
+    if os.path.exists(work) and not os.path.isdir(work):
+        parser.error(f"the work folder {work} (--work or EXERCISES_WORK) is a file, not a folder")
     if args.report:
         print(lab.report(args.work))
         return 0
