@@ -160,11 +160,13 @@ def read_log(work=None):
 
 def report(work=None):
     """One table of the student's folder: every exercise's status, its checks, the minutes from its start (or
-    first check) to its first pass (or to its last check), and which of its questions are answered."""
+    first check) to its first pass (or to its last check), the seconds its checks took, and which of its
+    questions are answered."""
     rows, answers = read_log(work), answered(work)
     lines = [f"report of {work_dir(work)}", "",
-             "| # | exercise | kind | status | checks | minutes | questions answered |",
-             "|---|---|---|---|---|---|---|"]
+             "| # | exercise | kind | status | checks | minutes from start to pass | seconds in checks | "
+             "questions answered |",
+             "|---|---|---|---|---|---|---|---|"]
     passed_n = 0
     for i, (name, kind, _, _) in enumerate(SYLLABUS, 1):
         mine = [r for r in rows if r.get("exercise") == name]
@@ -184,7 +186,8 @@ def report(work=None):
         qs = question_numbers(name)
         q = ", ".join(f"{n} {'yes' if answers[n] else 'no'}" for n in qs) if qs else "-"
         core = "" if name in CORE else " (extra)"
-        lines.append(f"| {i} | {name}{core} | {kind} | {status} | {len(checks)} | {minutes} | {q} |")
+        seconds = f"{sum(r.get('seconds', 0) for r in checks):.0f}" if checks else ""
+        lines.append(f"| {i} | {name}{core} | {kind} | {status} | {len(checks)} | {minutes} | {seconds} | {q} |")
     n_answered = sum(answers.values())
     lines += ["", f"{passed_n} of {len(SYLLABUS)} exercises passed; {n_answered} of {len(QUESTIONS)} questions "
                   f"answered ({answers_path(work)})"]
