@@ -67,8 +67,8 @@ class Config:
     image_fraction: float = 0.25  # share of dataset items that are still images (train.py mixes them, Fig. 2);
     #                               paper K400 + IN1K is ~80% images; tiny: mostly the toy videos
     # --- optimizer (Sec. 4 "Settings": AdamW, MAE's configuration; no values printed: MAE's and the code's) ---
-    blr: float = 4e-3           # MAE / code 1.5e-4 per 256 clips (lr = blr * B / 256) over 400-800 epochs; a short
-    #                             CPU run at the tiny batch needs a larger one
+    blr: float = 0.032          # MAE / code 1.5e-4 per 256 clips (lr = blr * B / 256) over 400-800 epochs; tiny 0.032
+    #                             as SIGMA's: at 4e-3 a short CPU run barely trains (docs/experiments.md, pattern world)
     weight_decay: float = 0.05  # MAE / code 0.05
     betas: tuple = (0.9, 0.95)  # MAE / code (0.9, 0.95)
     warmup_steps: int = 100     # MAE / code 40 epochs; tiny: a small share of a short run
