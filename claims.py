@@ -32,10 +32,6 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 # tubes of its own object). On the default shapes world random-init features propagate labels as well as trained
 # ones (docs/claims.md, docs/experiments.md).
 PATTERN_WORLD = "shapes:pattern=true:side=20,40"
-# SiamMAE's and ViC-MAE's own tiny lr leaves them near their random init in the pattern world; this blr gives them
-# SIGMA's tiny lr (lr = blr x batch / 256; docs/experiments.md). The tiny preset's only: --preset small keeps the
-# paper's blr (run_words drops it)
-FRAME_LR = "--set blr=0.032"
 
 # run name -> train.py arguments (without --seed and --out; each names its --steps); docs/claims.md gives each
 # claim's minutes
@@ -50,13 +46,13 @@ RUNS = {
     "sigma": "--method sigma --data noise_square --steps 2500",
     # the pattern world (PATTERN_WORLD): big shapes whose kind is told only by the direction of the local contrast
     "rvm-shapes": f"--method rvm --data {PATTERN_WORLD} --steps 2000",
-    "siammae-shapes": f"--method siammae --data {PATTERN_WORLD} --steps 1000 {FRAME_LR}",
-    "siammae-shapes-m75": f"--method siammae --data {PATTERN_WORLD} --steps 1000 {FRAME_LR} --set mask_ratio=0.75",
-    "siammae-shapes-m50": f"--method siammae --data {PATTERN_WORLD} --steps 1000 {FRAME_LR} --set mask_ratio=0.5",
-    "siammae-shapes-joint": f"--method siammae --data {PATTERN_WORLD} --steps 1000 {FRAME_LR} --set decoder=joint",
-    "vicmae-shapes": f"--method vicmae --data {PATTERN_WORLD} --steps 1000 {FRAME_LR}",
-    "vicmae-shapes-lam0": f"--method vicmae --data {PATTERN_WORLD} --steps 1000 {FRAME_LR} --set lam=0",  # MAE alone
-    "vicmae-shapes-con": f"--method vicmae --data {PATTERN_WORLD} --steps 1000 {FRAME_LR} --set recon_weight=0",
+    "siammae-shapes": f"--method siammae --data {PATTERN_WORLD} --steps 1000",
+    "siammae-shapes-m75": f"--method siammae --data {PATTERN_WORLD} --steps 1000 --set mask_ratio=0.75",
+    "siammae-shapes-m50": f"--method siammae --data {PATTERN_WORLD} --steps 1000 --set mask_ratio=0.5",
+    "siammae-shapes-joint": f"--method siammae --data {PATTERN_WORLD} --steps 1000 --set decoder=joint",
+    "vicmae-shapes": f"--method vicmae --data {PATTERN_WORLD} --steps 1000",
+    "vicmae-shapes-lam0": f"--method vicmae --data {PATTERN_WORLD} --steps 1000 --set lam=0",  # MAE alone
+    "vicmae-shapes-con": f"--method vicmae --data {PATTERN_WORLD} --steps 1000 --set recon_weight=0",
     "sigma-shapes": f"--method sigma --data {PATTERN_WORLD} --steps 2500",
     "sigma-shapes-l2": f"--method sigma --data {PATTERN_WORLD} --steps 2500 --set loss=l2",
     "sigma-shapes-pixels": f"--method sigma --data {PATTERN_WORLD} --steps 2500 --set loss=pixels",   # VideoMAE
@@ -66,8 +62,7 @@ RUNS = {
 def run_words(run, opts):
     """The train.py arguments of a fresh run (without --seed and --out): its RUNS entry, --steps if given, the
     preset."""
-    # FRAME_LR is the tiny preset's: --preset small keeps the paper's blr
-    words = shlex.split(RUNS[run] if opts.preset == "tiny" else RUNS[run].replace(FRAME_LR, ""))
+    words = shlex.split(RUNS[run])
     if opts.steps:
         del words[words.index("--steps"):words.index("--steps") + 2]
         words += ["--steps", str(opts.steps)]
