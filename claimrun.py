@@ -38,8 +38,8 @@ def run_command(words, seed, out, device):
     cmd = [sys.executable, os.path.join(ROOT, "train.py")]
     if os.path.exists(os.path.join(out, runs.CKPT_NAME)):   # the checkpoint holds everything else that defines the run
         cmd += ["--method", flag_value(words, "--method"), "--resume"]
-    else:
-        cmd += words + ["--seed", str(seed)]
+    else:   # a run killed before its first checkpoint left only metrics: moved aside, never deleted
+        cmd += words + ["--seed", str(seed)] + (["--overwrite"] if runs.holds_run(out) else [])
     return cmd + ["--out", out, "--device", device]
 
 
