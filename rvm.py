@@ -161,8 +161,9 @@ class GatedTransformerCore(nn.Module):
 
 class SelfAttentionCore(nn.Module):
     """Table 3b ablation: no recurrence; full self-attention over the tokens of all frames together (1 x p x p patches +
-    a sin-cos time encoding), same depth and width as the gated core. Every output sees every frame, the future too, at
-    a cost that grows as T^2."""
+    a sin-cos time encoding), same depth and width as the gated core but fewer parameters (no gates, no cross-attention;
+    the paper matches parameters too, not done here). Every output sees every frame, the future too, at a cost that
+    grows as T^2."""
 
     def __init__(self, dim, depth, heads, mlp_ratio):
         super().__init__()
@@ -203,6 +204,7 @@ class RVM(nn.Module):
         grid = cfg.img_size // cfg.patch
         self.register_buffer("decoder_pos", vit.sincos_pos_2d(grid, grid, cfg.decoder_dim)[None],
                              persistent=False)            # (1, N, Dd), fixed
+        # blocks with a LayerNorm on their keys/values; the official decoder block has none (as the core): not followed
         self.decoder_blocks = nn.ModuleList([vit.CrossBlock(cfg.decoder_dim, cfg.decoder_heads, cfg.mlp_ratio)
                                              for _ in range(cfg.decoder_depth)])
         self.decoder_norm = nn.LayerNorm(cfg.decoder_dim)

@@ -269,7 +269,8 @@ class SIGMA(nn.Module):
             q_phi, q_psi = (F.one_hot(q.argmax(1), cfg.num_prototypes).float() for q in (q_phi, q_psi))
         ce_phi, ce_psi = swapped_prediction(s_phi.flatten(0, 1), s_psi.flatten(0, 1), q_phi, q_psi, cfg.temperature)
         # Psi warm-up (not in the paper): phi's term held while Psi learns phi's clusters; else phi follows Psi's
-        # near-uniform q at init to the plateau p = q = 1/K (docs/experiments.md)
+        # near-uniform q at init to the plateau p = q = 1/K (docs/experiments.md). While held, phi gets no gradient
+        # here, but AdamW's weight decay still shrinks its weights (not excluded during the hold)
         hold = (torch.as_tensor(step) >= cfg.psi_warmup_steps).float() if step is not None else 1.0   # int or tensor
         return {"loss": hold * ce_phi + ce_psi, "ce_phi": ce_phi.detach(), "ce_psi": ce_psi.detach(),
                 **stats, "phi_std": phi_std}

@@ -295,7 +295,8 @@ class Mlp(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-norm transformer block: x + SelfAttn(LN(x)), then x + MLP(LN(x))."""
+    """Pre-norm transformer block: x + SelfAttn(LN(x)), then x + MLP(LN(x)). Its LayerNorms (and every other one here)
+    use torch's eps 1e-5; the official RVM and SIGMA code use 1e-6 (not followed yet)."""
 
     def __init__(self, dim, heads, mlp_ratio=4.0):
         super().__init__()
