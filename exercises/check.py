@@ -166,3 +166,6 @@ if __name__ == "__main__":
     except KeyboardInterrupt:
         print("interrupted: nothing was checked", file=sys.stderr)
         sys.exit(130)
+    except BrokenPipeError:   # the output went to a reader that closed early (check.py --report | head)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # so the exit's flush is silent too
+        sys.exit(0)
