@@ -92,7 +92,9 @@ class Config:
         # ViT-S/16 on 224 px, 16 frames at stride 2 (SSv2), the paper's and code's settings (Sec. 4)
         return cls(img_size=224, patch=16, num_frames=16, stride=2, clip_len=31, dim=384, depth=12, heads=6,
                    decoder_dim=192, decoder_depth=4, decoder_heads=3, proj_hidden=(1024, 1024), feat_dim=256,
-                   num_prototypes=4000, blr=1.5e-4, grad_clip=0.0, warmup_steps=3300,  # 40 epochs, SSv2, batch 2048
+                   # warm-up: 40 epochs of SSv2 (169k videos) at the paper's batch 2048; at another batch the same
+                   # 40 epochs are 40 x 169k / batch steps (--set warmup_steps); a shorter run scales it (train.py)
+                   num_prototypes=4000, blr=1.5e-4, grad_clip=0.0, warmup_steps=3300,
                    mask_ratio=0.9, psi_warmup_steps=0)
 
 

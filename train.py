@@ -396,6 +396,17 @@ def lr_at(step, base_lr, warmup, total):
     return base_lr * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
 
+def warmup_for(s, cfg):
+    """The lr warm-up of this run. MAE's warm-up is a share of the whole schedule (40 of 400-800 epochs), and each
+    Config gives it in steps for its preset's full-length run (PRESETS, TINY_STEPS). A shorter run (claims.py trains
+    the small preset for a few thousand steps) warms up over the same share of its own length, so it reaches its peak
+    lr and decays; a run as long or longer keeps the Config's steps."""
+    full = TINY_STEPS.get(s.method, PRESETS["tiny"]["steps"]) if s.preset == "tiny" else PRESETS[s.preset]["steps"]
+    if cfg.warmup_steps == 0 or s.steps >= full:
+        return cfg.warmup_steps
+    return max(1, round(cfg.warmup_steps * s.steps / full))
+
+
 def make_optimizer(s, cfg, raw_model, resume):
     """AdamW, lr = blr * global batch / 256 (MAE's scaling rule); on --resume the model, optimizer and RNG states
     come back from the checkpoint."""
@@ -652,11 +663,11 @@ def format_eta(seconds):
 
 def train_loop(s, cfg, place, model, raw_model, optimizer, loader, base_lr, start, log, signals, save):
     """Optimizer steps from `start` to s.steps -> Ended. save(step) writes a checkpoint."""
-    step, flops = start, None
+    step, flops, warmup = start, None, warmup_for(s, cfg)
     count_flops = log.peak is not None and not s.compile
     model.train()
     while step < s.steps:
-        lr = lr_at(step, base_lr, cfg.warmup_steps, s.steps)
+        lr = lr_at(step, base_lr, warmup, s.steps)
         for group in optimizer.param_groups:
             group["lr"] = lr
         try:

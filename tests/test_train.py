@@ -304,6 +304,21 @@ def test_optimizer_fields_are_checked_by_name(name, field, value, message):
     train.check_optimizer(methods.METHODS[name].Config())     # the presets pass
 
 
+@pytest.mark.parametrize("method", list(methods.METHODS))
+@pytest.mark.parametrize("preset, steps", [("tiny", None), ("tiny", 300), ("tiny", 5000), ("small", None),
+                                           ("small", 600), ("small", 2000), ("small", 5000)])
+def test_every_run_reaches_its_peak_lr_and_decays(tmp_path, method, preset, steps):
+    """claims.py trains the small preset for 600-5000 steps, against warm-ups of 3300-5000 steps for 100k-step runs:
+    every run, short or full, must reach its peak lr and then decay within its own steps."""
+    s, cfg, _ = train.parse_args(["--method", method, "--preset", preset, "--out", str(tmp_path / "r"),
+                                  *(["--steps", str(steps)] if steps else [])])
+    warmup = train.warmup_for(s, cfg)
+    lrs = [train.lr_at(step, 1.0, warmup, s.steps) for step in range(0, s.steps, max(1, s.steps // 2000))]
+    assert max(lrs) == pytest.approx(1.0) and lrs[-1] < 0.05 and 0 < warmup < s.steps / 2
+    if s.steps >= train.PRESETS[preset]["steps"]:
+        assert warmup == cfg.warmup_steps                                # a full-length run keeps the paper's steps
+
+
 # ----------------------------------------------------------------------------
 # the command line
 
