@@ -185,6 +185,28 @@ def test_a_full_disk_during_a_checkpoint_write_keeps_the_previous_one_and_it_res
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_a_checkpoint_older_than_its_config_takes_the_missing_fields_from_its_preset(tmp_path, capsys):
+    """A field added to a Config after a run was saved comes from the preset the run was started with, with a note;
+    never silently from the dataclass default. Without a preset to take it from, it is refused in one line."""
+    out = tmp_path / "run"
+    train.main(argv("sigma", out, "--preset", "tiny", "--set", "grad_clip=0.5", steps=2))
+    ckpt = torch.load(out / "ckpt.pt", weights_only=True)
+    del ckpt["config"]["psi_warmup_steps"], ckpt["config"]["grad_clip"]
+    ckpt["train"]["preset"] = "small"                                 # its preset's values differ from tiny's
+    torch.save(ckpt, out / "ckpt.pt")
+    cfg, filled = methods.config_from_checkpoint(ckpt)
+    small = methods.METHODS["sigma"].Config.small()
+    assert sorted(filled) == ["grad_clip", "psi_warmup_steps"]
+    assert (cfg.grad_clip, cfg.psi_warmup_steps) == (small.grad_clip, small.psi_warmup_steps) != (1.0, 1500)
+    assert cfg.dim == ckpt["config"]["dim"]                           # every saved field stays the checkpoint's
+    model, cfg, _ = methods.load_checkpoint(str(out / "ckpt.pt"))
+    assert cfg.psi_warmup_steps == small.psi_warmup_steps and "predates config fields" in capsys.readouterr().err
+    del ckpt["train"]
+    torch.save(ckpt, tmp_path / "bare.pt")
+    with pytest.raises(ValueError, match="lacks psi_warmup_steps, grad_clip and names no preset"):
+        methods.load_checkpoint(str(tmp_path / "bare.pt"))
+
+
 def test_resume_rejects_a_contradicting_run(tmp_path, capsys):
     train.main(argv("siammae", tmp_path, steps=1))
     with pytest.raises(SystemExit):
