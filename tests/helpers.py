@@ -1,5 +1,7 @@
-"""Small random-init models and checkpoints shared by the viz and evaluate tests."""
+"""Small random-init models and checkpoints shared by the viz and evaluate tests; the bad-input tables' assertions."""
 import dataclasses
+import hashlib
+import os
 
 import torch
 
@@ -22,3 +24,15 @@ def write_ckpt(folder, name):
     path = str(folder / f"{name}.pt")
     torch.save({"model": model.state_dict(), "config": dataclasses.asdict(cfg), "method": name, "step": 0}, path)
     return path
+
+
+def snapshot(folder):
+    """Every file under `folder` -> its bytes' hash: a folder left "as it was" means this is equal."""
+    return {os.path.relpath(os.path.join(d, f), folder): hashlib.sha256(open(os.path.join(d, f), "rb").read()).digest()
+            for d, _, names in os.walk(folder) for f in names}
+
+
+def one_error_line(err, message):
+    """True when stderr holds exactly one `error:` line, containing `message`, and no traceback."""
+    errors = [line for line in err.splitlines() if "error:" in line]
+    return len(errors) == 1 and message in errors[0] and "Traceback" not in err

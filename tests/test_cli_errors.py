@@ -1,14 +1,16 @@
-"""Bad input through the real command lines (train, evaluate, viz `main(argv)`): each case ends with exit code 2 and
-one line of error, no traceback, and leaves every file of the run folder it was pointed at byte for byte as it was.
+"""Bad input through the real command lines (train, evaluate, viz `main(argv)`; bench, claims and scripts/ in
+test_cli_tools.py): each case ends with exit code 2 and one line of error, no traceback, no output folder left behind,
+and every file of the folders it was pointed at byte for byte as it was.
 Then the ways a run folder used to be lost (issue 40): a fresh run into a folder that holds one, two runs at once,
 a checkpoint that is a folder, a signal during a very long step."""
-import hashlib
 import json
 import os
 import signal
 import socket
 import time
 
+import imageio.v3 as iio
+import numpy as np
 import pytest
 import torch
 
@@ -17,7 +19,7 @@ import methods
 import runs
 import train
 import viz
-from helpers import write_ckpt
+from helpers import one_error_line, snapshot, write_ckpt
 
 NO_CUDA = not torch.cuda.is_available()
 TINY = ["--set", "dim=32", "--set", "decoder_dim=32", "--steps", "2", "--batch-size", "2", "--log-every", "1"]
@@ -31,6 +33,10 @@ def files(tmp_path_factory):
     (root / "garbage.pt").write_bytes(b"not a checkpoint at all")
     torch.save({"model": {}, "config": {}, "method": "rvm", "step": 0, "x": torch.nn.Linear}, root / "evil.pt")
     write_ckpt(root, "rvm")                                          # root / rvm.pt
+    ckpt = torch.load(root / "rvm.pt", weights_only=True)
+    torch.save({**ckpt, "method": ["rvm"]}, root / "listed.pt")      # a method field that is not a string
+    frames = (np.random.default_rng(0).random((6, 32, 32, 3)) * 255).astype(np.uint8)
+    iio.imwrite(root / "short.gif", frames, duration=100)            # a real video: no world to take means over
     return root
 
 
@@ -88,20 +94,32 @@ CASES = [   # (entry point, arguments; RUN = the finished run's folder, F = the 
     ("viz", ["--ckpt", "F/evil.pt"], "refused: this file is not a plain checkpoint"),
     ("viz", ["--ckpt", "F/rvm.pt", "--video", "F/nope.mp4"], "nope.mp4"),
     ("viz", ["--ckpt", "F/rvm.pt", "--frames", "0"], "must be >= 1"),
+    ("viz", ["--ckpt", "F/rvm.pt", "--out", "F/garbage.pt"], "--out F/garbage.pt is a file, not a folder"),
+    ("viz", ["--ckpt", "F/rvm.pt", "--out", "F/garbage.pt/viz"], "is a file, not a folder"),
+    ("viz", ["--ckpt", "F/rvm.pt", "--k", "100000", "--frames", "2"], "--k 100000 is more clusters than the 128 tokens"),
+    ("viz", ["--ckpt", "F/listed.pt"], "is not a train.py checkpoint"),
+    ("viz", ["--ckpt", "F/rvm.pt", "--video", "shapes:tex=0"], "--video: shapes options are key=value with key one of"),
+    ("viz", ["--ckpt", "F/rvm.pt", "--video", "noise_square:grain=x"], "--video: grain expects int; got 'x'"),
+    ("viz", ["--ckpt", "F/rvm.pt", "--video", "F/garbage.pt"], "--video: "),
+    ("viz", ["--ckpt", "F/rvm.pt", "--video", "F/short.gif", "--remove", "position"], "--remove position needs a toy"),
+    ("viz", ["--ckpt", "F/rvm.pt", "--reference-videos", "0"], "--reference-videos must be >= 1"),
+    ("viz", ["--ckpt", "F/rvm.pt", "--remove", "texture"], "argument --remove: invalid choice: 'texture'"),
+    ("viz", ["--ckpt", "F/rvm.pt", "--pca", "nope"], "argument --pca: invalid choice: 'nope'"),
+    ("evaluate", ["--ckpt", "F/rvm.pt", "--lp-topk", "-1"], "--lp-topk must be >= 1"),
+    ("evaluate", ["--ckpt", "F/rvm.pt", "--lp-radius", "-1"], "--lp-radius >= 0; got --lp-topk 7, --lp-context 20, "
+                                                     "--lp-radius -1"),
+    ("evaluate", ["--ckpt", "F/rvm.pt", "--square", "-3"], "--square must be a side in pixels >= 1; got -3"),
+    ("evaluate", ["--ckpt", "F/rvm.pt", "--square", "65"], "--square must be a side in pixels from 1 to the frame's 64; got 65"),
+    ("evaluate", ["--ckpt", "F/rvm.pt", "--out", "F/garbage.pt"], "--out F/garbage.pt is a file, not a folder"),
+    ("evaluate", ["--ckpt", "F/rvm.pt", "--lp-temperature", "0"], "--lp-temperature must be a number > 0; got 0.0"),
+    ("evaluate", ["--ckpt", "F/rvm.pt", "--lp-temperature", "nan"], "--lp-temperature must be a number > 0; got nan"),
+    ("evaluate", ["--ckpt", "F/rvm.pt", "--lengths", "1"], "--lengths must be frame counts >= 2"),
+    ("evaluate", ["--ckpt", "F/rvm.pt", "--lengths", "16,1"], "--lengths must be frame counts >= 2"),
+    ("evaluate", ["--ckpt", "F/rvm.pt", "--reference-videos", "0"], "--reference-videos must be >= 1"),
+    ("evaluate", ["--ckpt", "F/listed.pt"], "is not a train.py checkpoint"),
 ] + [(tool, ["--ckpt", "F/rvm.pt", "--device", "cuda"] if tool != T else ["--method", "rvm", "--device", "cuda"],
       "--device cuda: no CUDA device here") for tool in (T, "evaluate", "viz") if NO_CUDA]
 MAINS = {"train": train.main, "evaluate": evaluate.main, "viz": viz.main}
-
-
-def snapshot(folder):
-    """Every file under `folder` -> its bytes' hash: a run folder left "as it was" means this is equal."""
-    return {os.path.relpath(os.path.join(d, f), folder): hashlib.sha256(open(os.path.join(d, f), "rb").read()).digest()
-            for d, _, names in os.walk(folder) for f in names}
-
-
-def one_error_line(err, message):
-    errors = [line for line in err.splitlines() if "error:" in line]
-    return len(errors) == 1 and message in errors[0] and "Traceback" not in err
 
 
 @pytest.mark.parametrize("tool, args, message", CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])

@@ -9,6 +9,7 @@ import pytest
 
 import bench
 import claims
+from helpers import one_error_line
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -75,10 +76,7 @@ def test_bad_input_is_one_line(tmp_path, monkeypatch, capsys, oracle, tool, args
     with pytest.raises(SystemExit) as e:
         main(args)
     err = capsys.readouterr().err
-    errors = [line for line in err.splitlines() if "error:" in line]
-    assert e.value.code == 2, err
-    assert len(errors) == 1 and message in errors[0], err
-    assert "Traceback" not in err
+    assert e.value.code == 2 and one_error_line(err, message), err
     assert sorted(os.listdir(tmp_path)) == before                   # no output folder (nor runs folder) made
     assert plain.read_text() == "not a folder\n"
 
