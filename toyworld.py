@@ -150,7 +150,7 @@ def noise_square_options(size):
 
 
 def noise_square_mix(size, g):
-    """One draw from a distribution of noise-square worlds (issue 26: a model that sees any noise square, not its
+    """One draw from a distribution of noise-square worlds (so that a model learns to see any noise square, not its
     world's lattice): grain 1-8 px texels, the lattice = the grain (so the square moves on and off the token grid),
     speed 1/32-1/8 of the frame a frame (2-8 px at 64), wrap or bounce, a side of 3/8-5/8 of the frame. At sizes
     not divisible by 16: per-pixel grain. -> options for noise_square_along (grey, as the default world)."""
