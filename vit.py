@@ -8,7 +8,9 @@ encodings, MAE's random masking, attention (self or cross), the transformer
 blocks, MAE's initialization, the per-frame ViT encoder and its video twin
 (VideoMAE's tube ViT), and the mechanics that several method files share
 (the Prediction every `predict` returns, dense per-frame features, the
-reconstruction paste for display, the checks of the Config fields they share).
+reconstruction paste for display, the checks of the Config fields they share),
+and two small helpers about a ViT in a checkpoint: `load_encoder` (the frozen
+encoder SIGMA's phi may start from) and `count_params`.
 
 Shape legend (used in every `# (...)` comment of the project):
     B  batch                      T  frames
