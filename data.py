@@ -2,8 +2,9 @@
 
 The toy world itself (noise square, moving shapes, their ground truth and the
 held-out sets) is toyworld.py; `SyntheticVideos` makes a dataset of it.
-Real data: `read_video` reads video files and folders of frames via imageio;
-`VideoFolder` turns a directory of them into clips. ViC-MAE's images:
+Real data: `read_video` reads video files and folders of frames via imageio,
+`read_clip` one clip of a video file by seeking (ffmpeg); `VideoFolder` turns a
+directory of them into clips. ViC-MAE's images:
 `StillImages`, mixed with videos by `Mixed`.
 
 Datasets are endless and every item is a pure function of (seed, index): it
@@ -19,6 +20,7 @@ import signal
 from pathlib import Path
 
 import imageio.v3 as iio
+import imageio_ffmpeg
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -152,6 +154,46 @@ def read_video(path, size=None, max_frames=None, min_frames=None):
     if len(frames) < max(1, min_frames or 0):
         raise ValueError(f"video {path} has {len(frames)} frames, need at least {max(1, min_frames or 0)}")
     return torch.stack(frames)  # (T, 3, H, W)
+
+
+def video_info(path):
+    """A video file's frame count and frame rate from its header (ffmpeg reads the container, decodes nothing):
+    -> (frames, fps). The count is duration x fps, which a variable frame rate makes approximate: read_clip says
+    when a clip runs past the real end. Raises ValueError for a file ffmpeg cannot open."""
+    try:
+        reader = imageio_ffmpeg.read_frames(str(path))
+        meta = next(reader)
+        reader.close()
+        fps, duration = float(meta["fps"]), float(meta["duration"])
+    except Exception as e:  # imageio_ffmpeg raises OSError, RuntimeError, ... and a header without fps KeyError
+        raise ValueError(f"cannot read video {path}: {runs.first_line(e)}") from e
+    if not (fps > 0 and duration > 0 and math.isfinite(fps * duration)):
+        raise ValueError(f"cannot read video {path}: no frame rate or duration in its header")
+    return int(duration * fps + 1e-6), fps
+
+
+def read_clip(path, start, num_frames, size=None, fps=None):
+    """Frames [start, start + num_frames) of a video file, or fewer where the video ends first -> (n, 3, H, W)
+    float32 in [0, 1]; `size` as in read_video. ffmpeg's input seeking (`-ss` before `-i`) jumps to the key frame
+    at or before the first frame's time and decodes from there, dropping the frames before it, and `-frames:v`
+    stops it after the clip: a clip late in a long video costs a key-frame interval of decoding, not the whole
+    video before it. The seek time is half a frame before the frame's timestamp, so rounding never skips it."""
+    if start < 0 or num_frames < 1:
+        raise ValueError(f"a clip needs start >= 0 and num_frames >= 1; got {start}, {num_frames}")
+    fps = fps or video_info(path)[1]
+    seek = ["-ss", f"{(start - 0.5) / fps:.6f}"] if start > 0 else []
+    try:
+        reader = imageio_ffmpeg.read_frames(str(path), input_params=seek, output_params=["-frames:v", str(num_frames)])
+        w, h = next(reader)["size"]
+        frames = []
+        for raw in reader:
+            frame = _to_rgb(np.frombuffer(raw, np.uint8).reshape(h, w, 3), path)
+            frames.append(frame if size is None else _resize(frame, size))
+    except Exception as e:  # as read_video: the backends raise OSError, RuntimeError, ...
+        raise ValueError(f"cannot read video {path}: {runs.first_line(e)}") from e
+    if not frames:
+        raise ValueError(f"video {path} has no frame {start}")
+    return torch.stack(frames)  # (n, 3, H, W)
 
 
 # -----------------------------------------------------------------------------
@@ -419,10 +461,15 @@ class VideoFolder(_Endless):
     """Clips of `clip_len` consecutive frames from the videos under `root`.
 
     Finds every video file (`exts`) and every folder of .jpg/.png frames under
-    `root` (recursively; root may also be a single video), reads them all once at
-    `size` (at most `max_frames` frames each) and keeps them as uint8. Unreadable
-    and too-short videos are skipped, listed in `self.skipped` as (path, reason),
-    and reported. Item i: a random clip of a random video, from (seed, i).
+    `root` (recursively; root may also be a single video). A video file (not a
+    GIF) is indexed from its header (video_info: frame count and rate, nothing
+    decoded) and each item's clip is read by seeking to it (read_clip), so a
+    16-frame clip of a 10-minute video decodes about a key-frame interval, not
+    the video, and a folder of long videos is not held in memory. GIFs and frame
+    folders are read once at `size` and kept as uint8. At most the first
+    `max_frames` frames of each are used. Unreadable and too-short videos are
+    skipped, listed in `self.skipped` as (path, reason), and reported. Item i: a
+    random clip of a random video, from (seed, i).
     """
 
     def __init__(self, root, clip_len, size, seed=0, augment=True, exts=VIDEO_EXTS, max_frames=None):
@@ -436,11 +483,18 @@ class VideoFolder(_Endless):
             if len(sources) > 20 and i % 20 == 0:
                 print(f"VideoFolder: reading {i + 1}/{len(sources)} under {root}", flush=True)
             try:
-                video = read_video(path, size=size, max_frames=max_frames, min_frames=clip_len)
+                if path.is_file() and path.suffix.lower() != ".gif":   # streamed: (path, frames, fps)
+                    frames, fps = video_info(path)
+                    frames = frames if max_frames is None else min(frames, max_frames)
+                    if frames < clip_len:
+                        raise ValueError(f"video {path} has {frames} frames, need at least {clip_len}")
+                    self.videos.append((path, frames, fps))
+                else:
+                    video = read_video(path, size=size, max_frames=max_frames, min_frames=clip_len)
+                    self.videos.append((video * 255).round().to(torch.uint8))  # 4x less memory than float32
             except ValueError as e:
                 self.skipped.append((str(path), str(e)))
                 continue
-            self.videos.append((video * 255).round().to(torch.uint8))  # 4x less memory than float32
             self.paths.append(path)
         reasons = "\n".join(f"  {p}: {why}" for p, why in self.skipped)
         if not self.videos:
@@ -451,11 +505,25 @@ class VideoFolder(_Endless):
 
     def item(self, index, g):
         video = self.videos[randint(g, len(self.videos))]
-        start = randint(g, len(video) - self.clip_len + 1)
-        clip = video[start:start + self.clip_len].float() / 255  # (T, 3, H, W)
+        streamed = isinstance(video, tuple)
+        start = randint(g, (video[1] if streamed else len(video)) - self.clip_len + 1)
+        # (T, 3, H, W)
+        clip = self._read(video, start) if streamed else video[start:start + self.clip_len].float() / 255
         if self.augment:
             clip = augment_clip(clip, g, out_size=self.size)
         return _item(clip, torch.zeros(self.clip_len, *clip.shape[-2:]), index)
+
+    def _read(self, video, start):
+        """The clip at `start` of a streamed video. Its header's frame count can overshoot the real end (a variable
+        frame rate): a clip that comes back short is read again so that it ends at the last frame."""
+        path, _, fps = video
+        clip = read_clip(path, start, self.clip_len, self.size, fps)
+        if len(clip) < self.clip_len:
+            end = start + len(clip)
+            if end < self.clip_len:
+                raise ValueError(f"video {path} ends at frame {end}, before the {self.clip_len} frames of a clip")
+            clip = read_clip(path, end - self.clip_len, self.clip_len, self.size, fps)
+        return clip
 
 
 # -----------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 import math
 import os
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -367,3 +368,76 @@ def test_noise_square_defaults_scale_with_the_frame():
         v, m = item["video"], item["mask"]
         assert torch.equal(v, v[..., ::g, ::g].repeat_interleave(g, -2).repeat_interleave(g, -1))   # texels, unblurred
         assert (m.sum((1, 2)) == (size // 2) ** 2).all()                                             # no crop
+
+
+# ---------------------------------------------------------------- seeking in a long video (issue 44 sec. 2)
+
+LONG_FPS, LONG_MINUTES, LONG_SIDE = 10, 10, 32
+
+
+def _frame_colours(i):
+    """Frame i's flat colour: its index in base 16 (red, green) and 256 (blue), steps wide enough for a lossy
+    codec's error, so a decoded frame says which frame it is."""
+    return np.stack([i % 16 * 16, i // 16 % 16 * 16, i // 256 * 10], -1)
+
+
+def _frame_index(video):
+    """(T, 3, H, W) in [0, 1] of _frame_colours frames -> the T frame indices."""
+    r, g, b = (video.mean((2, 3)) * 255).T.tolist()
+    return [round(x / 16) + 16 * round(y / 16) + 256 * round(z / 10) for x, y, z in zip(r, g, b)]
+
+
+@pytest.fixture(scope="module")
+def long_video(tmp_path_factory):
+    """A 10-minute video, 32 x 32 at 10 fps (6000 frames, ~0.3 MB), each frame a flat colour naming its index."""
+    n = LONG_FPS * 60 * LONG_MINUTES
+    frames = np.broadcast_to(_frame_colours(np.arange(n))[:, None, None, :], (n, LONG_SIDE, LONG_SIDE, 3))
+    path = tmp_path_factory.mktemp("long") / "ten_minutes.mp4"
+    iio.imwrite(path, np.ascontiguousarray(frames, dtype=np.uint8), fps=LONG_FPS)
+    return path
+
+
+def test_a_late_clip_of_a_ten_minute_video_is_read_by_seeking(long_video):
+    n = LONG_FPS * 60 * LONG_MINUTES
+    assert data.video_info(long_video) == (n, LONG_FPS)   # from the header
+    # the clip is the frames a decode from the start gives, for starts before, on and after key frames
+    head = data.read_video(long_video, max_frames=300)
+    assert _frame_index(head) == list(range(300))
+    for start in (0, 1, 7, 249, 250, 251, 283):
+        assert torch.equal(data.read_clip(long_video, start, 16), head[start:start + 16]), start
+    late = data.read_clip(long_video, n - 30, 16)
+    assert late.shape == (16, 3, LONG_SIDE, LONG_SIDE) and _frame_index(late) == list(range(n - 30, n - 14))
+    assert _frame_index(data.read_clip(long_video, n - 5, 16)) == list(range(n - 5, n))   # cut at the end
+    assert data.read_clip(long_video, 4000, 4, size=16).shape == (4, 3, 16, 16)
+    with pytest.raises(ValueError, match="no frame 6000"):
+        data.read_clip(long_video, n, 16)
+
+
+def test_a_late_clip_costs_far_less_than_decoding_the_video(long_video):
+    """Seeking decodes a key-frame interval, not the 5200 frames before the clip: a clip near the end costs about
+    what the first clip costs (ffmpeg's start-up and one interval at most; start 5200 is 200 frames after a key
+    frame of the encoder's default 250-frame interval), and a fraction of decoding up to it. The best of three
+    tries each, so a busy spell of a shared machine does not decide it."""
+    def best(fn):
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    first = best(lambda: data.read_clip(long_video, 0, 16, fps=LONG_FPS))
+    late = best(lambda: data.read_clip(long_video, 5200, 16, fps=LONG_FPS))
+    whole = best(lambda: data.read_video(long_video, max_frames=5216))
+    assert late < 2 * first and late < whole / 4, (first, late, whole)
+
+
+def test_video_folder_streams_clips_of_a_long_video(long_video):
+    ds = data.VideoFolder(long_video, clip_len=16, size=LONG_SIDE, seed=0, augment=False)
+    assert ds.videos == [(long_video, LONG_FPS * 60 * LONG_MINUTES, LONG_FPS)]   # indexed, nothing decoded or held
+    for index in range(3):
+        frames = _frame_index(ds[index]["video"])
+        assert frames == list(range(frames[0], frames[0] + 16))
+    _assert_same_item(ds[1], data.VideoFolder(long_video, clip_len=16, size=LONG_SIDE, seed=0, augment=False)[1])
+    capped = data.VideoFolder(long_video, clip_len=16, size=LONG_SIDE, seed=0, augment=False, max_frames=40)
+    assert capped.videos[0][1] == 40 and all(_frame_index(capped[i]["video"])[-1] < 40 for i in range(3))
