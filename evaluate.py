@@ -44,6 +44,11 @@ training world's options, so they are new videos of the training
 distribution. The metric functions are metrics.py's; what the table shows for
 the demo checkpoints, and the reference points of the IoU (random-init twins,
 raw pixels, a one-line motion detector), are in docs/results.md.
+
+Real videos: `--davis ROOT` scores DAVIS-2017 J&F instead (davis.py), under
+`--lp-protocol dino` (DINO's, as SiamMAE reports) or `rvm` (RVM's notebook).
+The probes claims.py, exercises/ and scripts/ use are here too, by name
+(noise_square_iou, iou16, j16, token_kinds, video_kinds, ...).
 """
 import argparse
 import json
