@@ -281,7 +281,7 @@ def plot_scaling(res, path):
 
 
 # ----------------------------------------------------------------------------
-# the GPU check (issue 44 sec. 4): every GPU path of the project, one row each, in under eight minutes on an H100
+# the GPU check (issue 44 sec. 4): every GPU path of the project, one row each, within the eight minutes the issue gives
 
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
