@@ -421,8 +421,8 @@ def check_train_row(name, mode, cfg, B, device, peak, steps, warmup):
 
 
 def run_command(cmd, timeout):
-    """One of the project's commands in a subprocess (its output streamed to ours) -> {"status"}: "ok", or "failed:"
-    and the last line it printed."""
+    """One of the project's commands in a subprocess (its output printed here when it ends) -> {"status"}: "ok", or
+    "failed" with its exit code and the last line it printed."""
     try:
         res = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                              timeout=timeout)
