@@ -423,8 +423,8 @@ def markdown(rows, per_sequence, args, size):
     notes = [f"- Frames resized to {size[0]}x{size[1]} for the features, predictions resized back; J and F per object "
              f"over frames 1 .. T-2, then averaged over all objects (davis2017-evaluation); F's boundary tolerance "
              f"0.008 of the image diagonal. Label propagation: {settings}.",
-             f"- random-init: the same method and config with fresh weights (seed 0); raw pixels: each token's "
-             f"p x p x 3 patch.",
+             "- random-init: the same method and config with fresh weights (seed 0); raw pixels: each token's "
+             "p x p x 3 patch.",
              "- Command: `" + " ".join(["python evaluate.py"] + sys.argv[1:]) + "`"]
     return "\n".join(lines + [""] + notes) + "\n"
 

@@ -623,9 +623,9 @@ class Site:
         (difflib), the lines that differ marked. Each role is a two-column grid of cells, one per side per row, so
         a row is as high as its longer side; on a phone, CSS `order` puts all of a's cells before b's."""
         body = [f'<h1><a href="{a}.html">{a}.py</a> | <a href="{b}.html">{b}.py</a>, role by role</h1>',
-                f'<p class="lead">Each row is one role of the skeleton every method file keeps, found by name; '
-                f'equal lines face each other, <span class="legend"><span class="d">marked</span></span> lines have '
-                f"no equal on the other side (their code, end-of-line comments aside). Roles: " +
+                '<p class="lead">Each row is one role of the skeleton every method file keeps, found by name; '
+                'equal lines face each other, <span class="legend"><span class="d">marked</span></span> lines have '
+                "no equal on the other side (their code, end-of-line comments aside). Roles: " +
                 ", ".join(f'<a href="#role-{r}">{r}</a>' for r in ROLES) + ".</p>"]
         for role in ROLES:
             body.append(f'<section class="role" id="role-{role}"><h2>{role}</h2><div class="pair">')

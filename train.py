@@ -113,7 +113,7 @@ def get_parser():
                                                   f"(default: tiny {PRESETS['tiny']['batch_size']}, "
                                                   f"small {PRESETS['small']['batch_size']})")
     p.add_argument("--accum", type=int, help="micro-steps per optimizer step, gradient accumulation (default 1)")
-    p.add_argument("--seed", type=int, help=f"seed of the model's init and of the data stream, 0..2^63-1 (default 0)")
+    p.add_argument("--seed", type=int, help="seed of the model's init and of the data stream, 0..2^63-1 (default 0)")
     p.add_argument("--out", help="run folder for ckpt.pt, metrics.jsonl, loss.png (default runs/METHOD-PRESET); "
                    "a fresh run needs a folder that holds no run")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint, exactly")

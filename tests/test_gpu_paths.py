@@ -26,27 +26,10 @@ import evaluate
 import methods
 import train
 import vit
+from helpers import SMALL, argv, metrics
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# one block each (tests/test_train.py's SMALL): what is tested is the path, not the model
-SMALL = {"rvm": ["depth=1", "core_depth=1", "decoder_depth=1", "dim=32", "decoder_dim=32",
-                 "n_source=2", "n_targets=2"],
-         "siammae": ["depth=1", "decoder_depth=1"],
-         "vicmae": ["depth=1", "decoder_depth=1", "head_hidden=64"],
-         "sigma": ["depth=1", "decoder_depth=1", "num_prototypes=16", "psi_warmup_steps=0"]}
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-
-
-def argv(method, out, *extra, steps=2, batch=4):
-    # lr 1e-3 from the first step (blr * 4 / 256): the parameters move visibly in one step
-    sets = [a for kv in SMALL[method] + ["blr=0.064", "warmup_steps=1"] for a in ("--set", kv)]
-    return ["--method", method, "--out", str(out), "--steps", str(steps), "--batch-size", str(batch),
-            "--log-every", "1", "--ckpt-every", "0", *sets, *extra]
-
-
-def metrics(out):
-    with open(os.path.join(out, "metrics.jsonl")) as f:
-        return [json.loads(line) for line in f]
 
 
 # ----------------------------------------------------------------------------
@@ -122,8 +105,8 @@ def test_fsdp2_bf16_run_matches_one_bf16_process(launch, tmp_path):
     its gradient's size, so a gradient that bf16 rounding flips moves one weight 2 lr apart: the parameters are
     compared on average, not element by element."""
     one, two = tmp_path / "one", tmp_path / "two"
-    train.main(argv("siammae", one, "--precision", "bf16"))
-    launch(train_worker, 2, argv("siammae", two, "--dist", "fsdp", "--precision", "bf16"))
+    train.main(argv("siammae", one, "--precision", "bf16", steps=2))
+    launch(train_worker, 2, argv("siammae", two, "--dist", "fsdp", "--precision", "bf16", steps=2))
     l1, l2 = [r["loss"] for r in metrics(one)], [r["loss"] for r in metrics(two)]
     assert len(l1) == len(l2) == 2 and all(abs(a - b) < 1e-2 * abs(a) for a, b in zip(l1, l2)), (l1, l2)
     p1, p2 = (torch.load(out / "ckpt.pt", weights_only=True)["model"] for out in (one, two))
@@ -401,6 +384,6 @@ def test_gpu_check_runs_every_row_on_cuda(tmp_path):
 @pytest.mark.parametrize("method", list(methods.METHODS))
 def test_one_bf16_step_on_cuda(tmp_path, method):
     out = tmp_path / method
-    train.main(argv(method, out, "--device", "cuda", "--workers", "0"))
+    train.main(argv(method, out, "--device", "cuda", "--workers", "0", steps=2))
     rows = metrics(out)
     assert [r["step"] for r in rows] == [1, 2] and all(torch.isfinite(torch.tensor(r["loss"])) for r in rows)

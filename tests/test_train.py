@@ -2,7 +2,6 @@
 are safe, the schedule and weight-decay groups are as the papers say, and bad
 command lines end in one line of error."""
 import errno
-import json
 import math
 import os
 import re
@@ -17,28 +16,9 @@ import torch
 import methods
 import train
 import vit
+from helpers import SMALL, argv, metrics
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# tiny configs shrunk further: one block each, so a step takes ~0.1 s
-SMALL = {"rvm": ["depth=1", "core_depth=1", "decoder_depth=1", "dim=32", "decoder_dim=32",
-                 "n_source=2", "n_targets=2"],
-         "siammae": ["depth=1", "decoder_depth=1"],
-         "vicmae": ["depth=1", "decoder_depth=1", "head_hidden=64"],
-         "sigma": ["depth=1", "decoder_depth=1", "num_prototypes=16", "psi_warmup_steps=0"]}   # phi moves from step 1
-
-
-def argv(method, out, *extra, steps=3, batch=4):
-    # lr 1e-3 from the first step (blr * 4 / 256): parameters move visibly in a few steps
-    sets = [a for kv in SMALL[method] + ["blr=0.064", "warmup_steps=1"] for a in ("--set", kv)]
-    return ["--method", method, "--out", str(out), "--steps", str(steps), "--batch-size", str(batch),
-            "--log-every", "1", "--ckpt-every", "0", *sets, *extra]
-
-
-def metrics(out):
-    with open(os.path.join(out, "metrics.jsonl")) as f:
-        return [json.loads(line) for line in f]
-
-
 # ----------------------------------------------------------------------------
 # every method trains from the command line
 
