@@ -25,14 +25,14 @@ PY = "python train.py"
 # as short as its experiment's point allows (SOLUTIONS.md, "The prepare queue"): RVM needs its 5000 steps to see
 # the square; SiamMAE's mask-ratio runs show the same "no effect" at 600 steps as at 3000 (docs/experiments.md).
 RUNS = {
-    "rvm": ("--method rvm --data noise_square --steps 5000", 4.5),          # make demo's run
+    "rvm": ("--method rvm --data noise_square --steps 5000", 7.4),          # make demo's run
     "siammae": ("--method siammae --data noise_square --steps 600", 1.0),
-    "rvm-n1": ("--method rvm --data noise_square --steps 5000 --set n_source=1", 2.5),
-    "rvm-sa": ("--method rvm --data noise_square --steps 5000 --set core=sa", 4.0),
-    "sigma": ("--method sigma --data shapes --steps 2500", 3.2),
-    "sigma-l2": ("--method sigma --data shapes --steps 2500 --set loss=l2", 3.2),
-    "siammae-m95": ("--method siammae --data shapes --steps 600", 0.9),
-    "siammae-m50": ("--method siammae --data shapes --steps 600 --set mask_ratio=0.5", 0.9),
+    "rvm-n1": ("--method rvm --data noise_square --steps 5000 --set n_source=1", 4.0),
+    "rvm-sa": ("--method rvm --data noise_square --steps 5000 --set core=sa", 6.7),
+    "sigma": ("--method sigma --data shapes --steps 2500", 7.1),
+    "sigma-l2": ("--method sigma --data shapes --steps 2500 --set loss=l2", 7.1),
+    "siammae-m95": ("--method siammae --data shapes --steps 600", 1.4),
+    "siammae-m50": ("--method siammae --data shapes --steps 600 --set mask_ratio=0.5", 1.4),
 }
 
 
