@@ -673,7 +673,8 @@ class Site:
         """README.md's pictures: (path, alt text, the README's command that names the file, or None)."""
         out = []
         for alt, path in re.findall(r"!\[([^\]]*)\]\(([^)]+\.png)\)", self.readme):
-            commands = [" ".join(c.split()) for c in re.findall(r"`([^`]+)`", self.readme) if path in c and " " in c]
+            prose = re.sub(r"^```.*?^```", "", self.readme, flags=re.M | re.S)   # inline code only: no fences
+            commands = [" ".join(c.split()) for c in re.findall(r"`([^`\n]+)`", prose) if path in c and " " in c]
             out.append((path, alt, commands[0] if commands else None))
         return out
 
