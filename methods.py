@@ -55,15 +55,19 @@ def build_config(name, preset, assignments):
 
 def param_groups(model, weight_decay):
     """No weight decay on biases and norms (ndim < 2), tokens, position
-    embeddings, and whatever the model lists in `no_weight_decay()` (MAE)."""
+    embeddings, and whatever the model lists in `no_weight_decay()` (MAE).
+    Weights the model names in `decay_held()` -> (names, step) get a third
+    group, decayed only from that step on (train.py sets its weight_decay)."""
     skip = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
-    decay, no_decay = [], []
+    held, until = model.decay_held() if hasattr(model, "decay_held") else (set(), 0)
+    decay, no_decay, late = [], [], []
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
         exempt = p.ndim < 2 or "token" in name or "pos_embed" in name or name in skip
-        (no_decay if exempt else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        (no_decay if exempt else late if name in held and until > 0 else decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return groups + ([{"params": late, "weight_decay": weight_decay, "decay_from": until}] if late else [])
 
 
 def read_checkpoint(path):
@@ -79,19 +83,22 @@ def read_checkpoint(path):
 def config_from_checkpoint(ckpt):
     """A checkpoint's Config -> (cfg, the fields it lacked). A checkpoint older than the code lacks the fields added
     since; they take the values of the preset its run was started with (train.preset), never silently the tiny
-    dataclass defaults. A checkpoint without a recorded preset that lacks fields is refused in one line."""
+    dataclass defaults, or, for a field in Config.legacy, the behaviour the code had before the field existed. A
+    checkpoint without a recorded preset that lacks other fields is refused in one line."""
     module, saved = METHODS[ckpt["method"]], dict(ckpt["config"])
     names = [f.name for f in dataclasses.fields(module.Config)]
     unknown, missing = sorted(set(saved) - set(names)), [n for n in names if n not in saved]
     if unknown:
         raise ValueError(f"its config has fields {', '.join(unknown)} that {ckpt['method']}.Config does not know "
                          f"(written by another version of the code?)")
-    preset = (ckpt.get("train") or {}).get("preset")
-    if missing and not hasattr(module.Config, str(preset)):
-        raise ValueError(f"its config lacks {', '.join(missing)} and names no preset to take them from "
+    # a field added to switch a behaviour takes what the checkpoint was trained with (Config.legacy); others the preset's
+    preset, legacy = (ckpt.get("train") or {}).get("preset"), getattr(module.Config, "legacy", {})
+    need = [n for n in missing if n not in legacy]
+    if need and not hasattr(module.Config, str(preset)):
+        raise ValueError(f"its config lacks {', '.join(need)} and names no preset to take them from "
                          f"(written by another version of the code?)")
     if missing:
-        defaults = dataclasses.asdict(getattr(module.Config, preset)())
+        defaults = {**(dataclasses.asdict(getattr(module.Config, preset)()) if need else {}), **legacy}
         saved.update({n: defaults[n] for n in missing})
     return module.Config(**saved), missing
 
@@ -107,7 +114,8 @@ def load_checkpoint(path, device="cpu", parts=None):
     except (TypeError, ValueError) as e:
         raise ValueError(f"{path}: its config does not fit {ckpt['method']}.Config ({runs.first_line(e)})") from None
     if filled:
-        print(f"note: {path} predates config fields {', '.join(filled)}; they take its preset's values", file=sys.stderr)
+        print(f"note: {path} predates config fields {', '.join(filled)}; they take the values it was trained with "
+              f"(or its preset's)", file=sys.stderr)
     mine = (parts or {}).get(ckpt["method"], {})
     if set(ckpt.get("parts", {})) - set(mine):   # trained with a part given now as the reference's: say so
         print(f"note: {path} was trained with {ckpt['parts']}; it is rebuilt with the reference's", file=sys.stderr)

@@ -40,13 +40,16 @@ class Config:
     depth: int = 1              # paper 12 (ViT-S); tiny narrow: wider, deeper stayed on the plateau (docs/)
     heads: int = 2              # paper 6 (ViT-S); also the core's heads (official code: same as the encoder's)
     mlp_ratio: float = 4.0      # paper 4 (ViT)
+    norm_eps: float = 1e-6      # every LayerNorm's eps but the state's: the official code's 1e-6 (torch's is 1e-5)
     # --- recurrent core (Sec. 3.2) ---
     core: str = "gru"           # "gru" (paper) | "sa": full self-attention over all source frames (Table 3b)
+    sa_match_params: bool = True  # Table 3b: the "sa" core's MLP widened to the gated core's parameter count
     core_depth: int = 1         # CrossBlocks in Tx; official (ViT-L) model 4
     # --- decoder (Sec. 3.1), fixed across model sizes as in MAE (Sec. 4.1) ---
     decoder_dim: int = 64       # official 512
     decoder_depth: int = 1      # official 8
     decoder_heads: int = 2      # official 16
+    decoder_norm_kv: bool = False  # official: no LayerNorm on the decoder's keys/values (the core outputs, embedded)
     # --- the pretext task (Sec. 3, 4.1) ---
     mask_ratio: float = 0.95    # of each target's patches; sources are never masked
     n_source: int = 4           # consecutive source frames unrolled by the core; paper 4 (Table 3a: 1, 2, 4)
@@ -62,6 +65,8 @@ class Config:
     betas: tuple = (0.9, 0.95)  # MAE (0.9, 0.95)
     warmup_steps: int = 250     # MAE 5% of the run; tiny: a small share of a demo run (docs/experiments.md)
     grad_clip: float = 1.0      # MAE 0 (no clip); tiny 1.0 guards backprop through time at a larger lr
+    # what a checkpoint saved before these fields existed was trained with (methods.config_from_checkpoint)
+    legacy = dict(norm_eps=1e-5, sa_match_params=False, decoder_norm_kv=True)
 
     def __post_init__(self):
         vit.check_vit_config(self)          # widths, heads, mask ratio: one line naming the field
@@ -134,7 +139,7 @@ class GatedTransformerCore(nn.Module):
     dimension shared by all tokens, named by role (e = input, s = state); e_t, s_t (B, 1+N, D), one state vector a
     token."""
 
-    def __init__(self, dim, depth, heads, mlp_ratio, gru_step=gru_step):
+    def __init__(self, dim, depth, heads, mlp_ratio, gru_step=gru_step, eps=1e-6):
         super().__init__()
         self.gru_step = gru_step
         self.w_input_update, self.w_state_update = nn.Linear(dim, dim, bias=False), nn.Linear(dim, dim, bias=False)
@@ -143,8 +148,9 @@ class GatedTransformerCore(nn.Module):
         # keys' scale fixed however the state drifts (a bare scale: vit.init_weights wants LN biases). Tx's keys/values
         # are then r * LN(s) as they are (norm_kv=False, the official block), so r -> 0 blanks them.
         self.state_scale = nn.Parameter(torch.ones(dim))
-        self.blocks = nn.ModuleList([vit.CrossBlock(dim, heads, mlp_ratio, norm_kv=False) for _ in range(depth)])
-        self.norm = nn.LayerNorm(dim)       # Tx ends with a LayerNorm, as in the official code
+        self.blocks = nn.ModuleList([vit.CrossBlock(dim, heads, mlp_ratio, norm_kv=False, eps=eps)
+                                     for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim, eps=eps)   # Tx ends with a LayerNorm, as in the official code
 
     def state_norm(self, s):
         return F.layer_norm(s, s.shape[-1:], self.state_scale.to(s.dtype), None, eps=1e-4)
@@ -161,14 +167,16 @@ class GatedTransformerCore(nn.Module):
 
 class SelfAttentionCore(nn.Module):
     """Table 3b ablation: no recurrence; full self-attention over the tokens of all frames together (1 x p x p patches +
-    a sin-cos time encoding), same depth and width as the gated core but fewer parameters (no gates, no cross-attention;
-    the paper matches parameters too, not done here). Every output sees every frame, the future too, at a cost that
-    grows as T^2."""
+    a sin-cos time encoding). Every output sees every frame, the future too, at a cost that grows as T^2. Same depth
+    and width as the gated core, and, as the paper matches them, as many parameters (match=True): a gated layer has
+    (8 + 2r) D^2 weights (cross- and self-attention, MLP of ratio r), the gates 4 D^2 in all, a plain layer
+    (4 + 2r') D^2, so r' = r + 2 + 2 / depth (tiny: 8, small: 6.5) leaves only the O(D) terms apart."""
 
-    def __init__(self, dim, depth, heads, mlp_ratio):
+    def __init__(self, dim, depth, heads, mlp_ratio, eps=1e-6, match=True):
         super().__init__()
-        self.blocks = nn.ModuleList([vit.Block(dim, heads, mlp_ratio) for _ in range(depth)])
-        self.norm = nn.LayerNorm(dim)
+        ratio = mlp_ratio + 2 + 2 / max(depth, 1) if match else mlp_ratio
+        self.blocks = nn.ModuleList([vit.Block(dim, heads, ratio, eps) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim, eps=eps)
 
     def forward(self, e):
         B, T, L, D = e.shape
@@ -192,10 +200,11 @@ class RVM(nn.Module):
         if gru_step is not globals()["gru_step"] and cfg.core != "gru":   # the module's (the argument hides it)
             raise ValueError(f"gru_step is the gated core's step; core={cfg.core!r} has none")
         # Sec. 3.1 "Encoder": one ViT for every frame, source and target (shared weights, as SiamMAE)
-        self.encoder = vit.ViT(cfg.img_size, cfg.patch, cfg.dim, cfg.depth, cfg.heads, cfg.mlp_ratio)
+        self.encoder = vit.ViT(cfg.img_size, cfg.patch, cfg.dim, cfg.depth, cfg.heads, cfg.mlp_ratio, cfg.norm_eps)
         # Sec. 3.2 "Recurrent core" (or the Table 3b self-attention ablation)
-        self.core = GatedTransformerCore(cfg.dim, cfg.core_depth, cfg.heads, cfg.mlp_ratio, gru_step) \
-            if cfg.core == "gru" else SelfAttentionCore(cfg.dim, cfg.core_depth, cfg.heads, cfg.mlp_ratio)
+        self.core = GatedTransformerCore(cfg.dim, cfg.core_depth, cfg.heads, cfg.mlp_ratio, gru_step, cfg.norm_eps) \
+            if cfg.core == "gru" else SelfAttentionCore(cfg.dim, cfg.core_depth, cfg.heads, cfg.mlp_ratio,
+                                                        cfg.norm_eps, cfg.sa_match_params)
         # Sec. 3.1 "Decoder": ONE linear embeds both target tokens and source features, [MASK] token, decoder positions,
         # the time offset (one-hot(delta) -> linear, as the official code), blocks, pixels
         self.decoder_embed = nn.Linear(cfg.dim, cfg.decoder_dim)
@@ -204,10 +213,10 @@ class RVM(nn.Module):
         grid = cfg.img_size // cfg.patch
         self.register_buffer("decoder_pos", vit.sincos_pos_2d(grid, grid, cfg.decoder_dim)[None],
                              persistent=False)            # (1, N, Dd), fixed
-        # blocks with a LayerNorm on their keys/values; the official decoder block has none (as the core): not followed
-        self.decoder_blocks = nn.ModuleList([vit.CrossBlock(cfg.decoder_dim, cfg.decoder_heads, cfg.mlp_ratio)
+        self.decoder_blocks = nn.ModuleList([vit.CrossBlock(cfg.decoder_dim, cfg.decoder_heads, cfg.mlp_ratio,
+                                                            norm_kv=cfg.decoder_norm_kv, eps=cfg.norm_eps)
                                              for _ in range(cfg.decoder_depth)])
-        self.decoder_norm = nn.LayerNorm(cfg.decoder_dim)
+        self.decoder_norm = nn.LayerNorm(cfg.decoder_dim, eps=cfg.norm_eps)
         self.decoder_pred = nn.Linear(cfg.decoder_dim, cfg.patch ** 2 * 3)
         self.apply(vit.init_weights)
         nn.init.normal_(self.encoder.cls_token, std=0.02)

@@ -40,6 +40,7 @@ class Config:
     depth: int = 4              # paper 12
     heads: int = 4              # paper 6
     mlp_ratio: float = 4.0      # paper 4 (ViT)
+    norm_eps: float = 1e-6      # every LayerNorm's eps: the code's 1e-6 (VideoMAE's; torch's is 1e-5)
     mask_ratio: float = 0.75    # paper 0.9, one mask for all time slots (tubes); 0.9 leaves 6 of 64 tubes a slot
     # --- Psi's decoder: narrower than the encoder (VideoMAE; code ViT-S: 192 wide, 4 deep, 3 heads) ---
     decoder_dim: int = 64       # code 192 (half the encoder); tiny 64 (3D sin-cos needs a multiple of 16)
@@ -59,12 +60,15 @@ class Config:
     detach_proto_psi: bool = False  # code: True (C learns from phi's scores only); the paper does not say
     renorm_prototypes: bool = False  # code: True, C renormalized in place each forward (lost under FSDP)
     psi_warmup_steps: int = 1500  # not in paper or code (0): phi's CE term held so Psi learns phi's clusters first
+    hold_phi_decay: bool = True  # and phi's weight decay held with it (AdamW decays weights whose gradient is zero)
     # --- optimizer (Sec. 4: VideoMAE's AdamW recipe, cosine decay) ---
     blr: float = 0.032          # paper 1.5e-4 per 256 clips (lr = blr * B / 256), 800+ epochs; tiny: larger, short runs
     weight_decay: float = 0.05  # paper 0.05
     betas: tuple = (0.9, 0.95)  # paper (0.9, 0.95)
     warmup_steps: int = 100     # paper 40 epochs; tiny: a small share of a short run
     grad_clip: float = 1.0      # paper 0 (VideoMAE does not clip); tiny 1.0 guards the larger lr
+    # what a checkpoint saved before these fields existed was trained with (methods.config_from_checkpoint)
+    legacy = dict(norm_eps=1e-5, hold_phi_decay=False)
 
     def __post_init__(self):
         vit.check_vit_config(self)          # widths, heads, mask ratio: one line naming the field
@@ -179,14 +183,14 @@ class SIGMA(nn.Module):
         self.sinkhorn = sinkhorn
         # Sec. 3.1: the video model Psi, an asymmetric encoder-decoder (VideoMAE)
         self.encoder = vit.TubeViT(cfg.img_size, cfg.num_frames, cfg.patch, cfg.tubelet, cfg.dim, cfg.depth,
-                                   cfg.heads, cfg.mlp_ratio)
+                                   cfg.heads, cfg.mlp_ratio, cfg.norm_eps)
         self.decoder_embed = nn.Linear(cfg.dim, cfg.decoder_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, cfg.decoder_dim))
         pos = vit.sincos_pos_3d(*self.encoder.grid, cfg.decoder_dim)[None]        # (1, t*N, Dd), fixed
         self.register_buffer("decoder_pos", pos, persistent=False)
-        self.decoder_blocks = nn.ModuleList([vit.Block(cfg.decoder_dim, cfg.decoder_heads, cfg.mlp_ratio)
+        self.decoder_blocks = nn.ModuleList([vit.Block(cfg.decoder_dim, cfg.decoder_heads, cfg.mlp_ratio, cfg.norm_eps)
                                              for _ in range(cfg.decoder_depth)])
-        self.decoder_norm = nn.LayerNorm(cfg.decoder_dim)
+        self.decoder_norm = nn.LayerNorm(cfg.decoder_dim, eps=cfg.norm_eps)
         pixels = cfg.loss == "pixels"   # VideoMAE: the target is the tube's pixels, phi the identity (Sec. 3.1)
         tube = cfg.tubelet * cfg.patch ** 2 * 3
         self.decoder_pred = nn.Linear(cfg.decoder_dim, tube if pixels else cfg.feat_dim)   # feature space (Sec. 3.2)
@@ -271,11 +275,18 @@ class SIGMA(nn.Module):
             q_phi, q_psi = (F.one_hot(q.argmax(1), cfg.num_prototypes).float() for q in (q_phi, q_psi))
         ce_phi, ce_psi = swapped_prediction(s_phi.flatten(0, 1), s_psi.flatten(0, 1), q_phi, q_psi, cfg.temperature)
         # Psi warm-up (not in the paper): phi's term held while Psi learns phi's clusters; else phi follows Psi's
-        # near-uniform q at init to the plateau p = q = 1/K (docs/experiments.md). While held, phi gets no gradient
-        # here, but AdamW's weight decay still shrinks its weights (not excluded during the hold)
+        # near-uniform q at init to the plateau p = q = 1/K (docs/experiments.md). While held, phi gets a zero
+        # gradient here, and no weight decay either (decay_held)
         hold = (torch.as_tensor(step) >= cfg.psi_warmup_steps).float() if step is not None else 1.0   # int or tensor
         return {"loss": hold * ce_phi + ce_psi, "ce_phi": ce_phi.detach(), "ce_psi": ce_psi.detach(),
                 **stats, "phi_std": phi_std}
+
+    def decay_held(self):
+        """-> (names, step): parameters AdamW must not decay before `step` (methods.param_groups, train.py): phi's MLP
+        while the warm-up holds its term, as a zero gradient leaves AdamW's decay, ~5% shrinkage over a tiny hold."""
+        held = self.cfg.hold_phi_decay and self.cfg.loss == "sinkhorn" and self.projector is not None
+        return ({f"projector.{n}" for n, _ in self.projector.named_parameters()} if held else set(),
+                self.cfg.psi_warmup_steps)
 
     @torch.no_grad()
     def diagnostics(self, s_phi, s_psi, q_phi, q_psi):

@@ -238,7 +238,7 @@ def check_optimizer(cfg):
 
 def make_config(s, resume):
     """The method's Config: the preset with --set, or on --resume the checkpoint's own (fields it lacks, from a
-    checkpoint older than the code, are the preset's it was started with, and named)."""
+    checkpoint older than the code, are named and filled by methods.config_from_checkpoint)."""
     try:
         cfg, filled = methods.config_from_checkpoint(resume) if resume else \
             (build_config(s.method, s.preset, list(s.set)), [])
@@ -246,8 +246,8 @@ def make_config(s, resume):
     except (ValueError, TypeError) as e:
         bad_input(f"--resume: {s.ckpt_path}: {e}" if resume else str(e))
     if filled:
-        print0(f"note: {s.ckpt_path} predates config fields {', '.join(filled)}; they take the {s.preset} "
-               f"preset's values", file=sys.stderr)
+        print0(f"note: {s.ckpt_path} predates config fields {', '.join(filled)}; they take the values it was "
+               f"trained with (or the {s.preset} preset's)", file=sys.stderr)
     return cfg
 
 
@@ -670,6 +670,8 @@ def train_loop(s, cfg, place, model, raw_model, optimizer, loader, base_lr, star
         lr = lr_at(step, base_lr, warmup, s.steps)
         for group in optimizer.param_groups:
             group["lr"] = lr
+            if "decay_from" in group:   # methods.param_groups: weights decayed only from that step on
+                group["weight_decay"] = cfg.weight_decay if step >= group["decay_from"] else 0.0
         try:
             signals.in_step = True
             sums, keys, measured = forward_backward(s, place, model, raw_model, loader, step,

@@ -297,13 +297,13 @@ class Mlp(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-norm transformer block: x + SelfAttn(LN(x)), then x + MLP(LN(x)). Its LayerNorms (and every other one here)
-    use torch's eps 1e-5; the official RVM and SIGMA code use 1e-6 (not followed yet)."""
+    """Pre-norm transformer block: x + SelfAttn(LN(x)), then x + MLP(LN(x)). `eps` is its LayerNorms' (here and in
+    every module below): torch's 1e-5 by default, 1e-6 where a method's official code uses it (RVM, SIGMA)."""
 
-    def __init__(self, dim, heads, mlp_ratio=4.0):
+    def __init__(self, dim, heads, mlp_ratio=4.0, eps=1e-5):
         super().__init__()
-        self.norm1, self.attn = nn.LayerNorm(dim), Attention(dim, heads)
-        self.norm2, self.mlp = nn.LayerNorm(dim), Mlp(dim, mlp_ratio)
+        self.norm1, self.attn = nn.LayerNorm(dim, eps=eps), Attention(dim, heads)
+        self.norm2, self.mlp = nn.LayerNorm(dim, eps=eps), Mlp(dim, mlp_ratio)
 
     def forward(self, x):
         x = x + self.attn(self.norm1(x))
@@ -316,15 +316,16 @@ class CrossBlock(nn.Module):
     x + SelfAttn(LN(x)). The decoder block of SiamMAE and RVM and the block of
     RVM's recurrent core. `self_attn=False` drops the last step (SiamMAE's
     cross-attention-only decoder, Table 2b); `norm_kv=False` passes ctx to the
-    keys and values as it is (RVM's core, as the official CrossAttentionBlock:
-    LN(c z) = LN(z) would undo the reset gate's per-token scale)."""
+    keys and values as it is (RVM's core and decoder, as the official
+    CrossAttentionBlock; in the core LN(c z) = LN(z) would undo the reset
+    gate's per-token scale)."""
 
-    def __init__(self, dim, heads, mlp_ratio=4.0, self_attn=True, norm_kv=True):
+    def __init__(self, dim, heads, mlp_ratio=4.0, self_attn=True, norm_kv=True, eps=1e-5):
         super().__init__()
-        self.norm_q, self.cross = nn.LayerNorm(dim), Attention(dim, heads)
-        self.norm_kv = nn.LayerNorm(dim) if norm_kv else nn.Identity()
-        self.norm2, self.mlp = nn.LayerNorm(dim), Mlp(dim, mlp_ratio)
-        self.norm3 = nn.LayerNorm(dim) if self_attn else None
+        self.norm_q, self.cross = nn.LayerNorm(dim, eps=eps), Attention(dim, heads)
+        self.norm_kv = nn.LayerNorm(dim, eps=eps) if norm_kv else nn.Identity()
+        self.norm2, self.mlp = nn.LayerNorm(dim, eps=eps), Mlp(dim, mlp_ratio)
+        self.norm3 = nn.LayerNorm(dim, eps=eps) if self_attn else None
         self.attn = Attention(dim, heads) if self_attn else None
 
     def forward(self, x, ctx):
@@ -379,7 +380,7 @@ class ViT(nn.Module):
     (SiamMAE's joint encoder): `embed` gives positioned patch tokens,
     `encode_tokens` prepends [CLS] and runs the blocks and the final norm."""
 
-    def __init__(self, img_size=64, patch=8, dim=192, depth=4, heads=3, mlp_ratio=4.0):
+    def __init__(self, img_size=64, patch=8, dim=192, depth=4, heads=3, mlp_ratio=4.0, eps=1e-5):
         super().__init__()
         if img_size % patch:
             raise ValueError(f"img_size={img_size} is not divisible by patch={patch}")
@@ -389,8 +390,8 @@ class ViT(nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         # fixed, so not saved in checkpoints (persistent=False) and never trained
         self.register_buffer("pos_embed", sincos_pos_2d(*self.grid, dim)[None], persistent=False)  # (1, N, D)
-        self.blocks = nn.ModuleList([Block(dim, heads, mlp_ratio) for _ in range(depth)])
-        self.norm = nn.LayerNorm(dim)
+        self.blocks = nn.ModuleList([Block(dim, heads, mlp_ratio, eps) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim, eps=eps)
         self.apply(init_weights)
         nn.init.normal_(self.cls_token, std=0.02)
 
@@ -419,14 +420,14 @@ class TubeViT(nn.Module):
     pre-norm blocks over the joint space-time sequence, final LayerNorm, no [CLS]. (B, T, 3, H, W),
     ids_keep (B, m) -> (B, m, D) the kept tubes in that order (all t*N if None)."""
 
-    def __init__(self, img_size, num_frames, patch, tubelet, dim, depth, heads, mlp_ratio):
+    def __init__(self, img_size, num_frames, patch, tubelet, dim, depth, heads, mlp_ratio, eps=1e-5):
         super().__init__()
         self.patch, self.tubelet = patch, tubelet
         self.grid = (num_frames // tubelet, img_size // patch, img_size // patch)      # (t, h, w)
         self.tube_embed = TubeEmbed(patch, dim, tubelet)
         self.register_buffer("pos_embed", sincos_pos_3d(*self.grid, dim)[None], persistent=False)  # (1, t*N, D)
-        self.blocks = nn.ModuleList([Block(dim, heads, mlp_ratio) for _ in range(depth)])
-        self.norm = nn.LayerNorm(dim)
+        self.blocks = nn.ModuleList([Block(dim, heads, mlp_ratio, eps) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim, eps=eps)
 
     def forward(self, video, ids_keep=None):
         t, h, w = video.shape[1] // self.tubelet, video.shape[3] // self.patch, video.shape[4] // self.patch

@@ -267,6 +267,26 @@ def test_psi_warm_up_holds_phi_term_only():
     assert torch.allclose(model.loss(x_psi, x_phi, 9)["loss"], held["loss"])    # a plain int step too
 
 
+def test_phi_is_held_from_weight_decay_with_its_term():
+    """While the warm-up holds phi's term its gradient is zero, and AdamW would still decay its weights: phi's MLP gets
+    its own group, decayed from psi_warmup_steps on (train.py), and nothing else of the model is in it."""
+    import methods
+    model = sigma.SIGMA(small_cfg(psi_warmup_steps=10))
+    groups = methods.param_groups(model, 0.05)
+    phi = [p for p in model.projector.parameters() if p.ndim == 2]
+    assert len(groups) == 3 and groups[2]["decay_from"] == 10 and groups[2]["weight_decay"] == 0.05
+    assert {id(p) for p in groups[2]["params"]} == {id(p) for p in phi}
+    for cfg in (small_cfg(psi_warmup_steps=10, hold_phi_decay=False), small_cfg(psi_warmup_steps=0),
+                small_cfg(psi_warmup_steps=10, loss="l2")):   # nothing held: the two groups as before
+        assert len(methods.param_groups(sigma.SIGMA(cfg), 0.05)) == 2
+
+
+def test_layer_norms_use_the_code_eps():
+    """The official code's LayerNorms (VideoMAE's) use eps 1e-6, torch's default 1e-5."""
+    norms = [m for m in sigma.SIGMA(small_cfg()).modules() if isinstance(m, torch.nn.LayerNorm)]
+    assert len(norms) >= 5 and all(m.eps == 1e-6 for m in norms)
+
+
 def test_l2_loss_is_eq_2_and_reaches_both_branches():
     model = sigma.SIGMA(small_cfg(loss="l2"))
     assert model.prototypes is None

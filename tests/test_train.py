@@ -1,6 +1,7 @@
 """train.py in one process: every method trains, resume is exact, checkpoints
 are safe, the schedule and weight-decay groups are as the papers say, and bad
 command lines end in one line of error."""
+import dataclasses
 import errno
 import math
 import os
@@ -185,6 +186,34 @@ def test_a_checkpoint_older_than_its_config_takes_the_missing_fields_from_its_pr
     torch.save(ckpt, tmp_path / "bare.pt")
     with pytest.raises(ValueError, match="lacks psi_warmup_steps, grad_clip and names no preset"):
         methods.load_checkpoint(str(tmp_path / "bare.pt"))
+
+
+def test_sigma_phi_keeps_its_weights_while_its_term_is_held(tmp_path):
+    """The Psi warm-up holds phi's term (zero gradient) and its weight decay: phi's MLP weights stay exactly as they
+    were until psi_warmup_steps, then move."""
+    out, held = tmp_path / "run", ["--set", "psi_warmup_steps=3"]
+    phi = lambda: {k: v for k, v in torch.load(out / "ckpt.pt", weights_only=True)["model"].items() if "projector" in k}
+    train.main(argv("sigma", out, *held, steps=2))
+    before = phi()
+    train.main(argv("sigma", out, *held, "--resume", steps=3))     # step 2 < 3: held
+    assert all(torch.equal(before[k], v) for k, v in phi().items())
+    train.main(argv("sigma", out, *held, "--resume", steps=5))     # steps 3, 4: phi learns
+    assert all(not torch.equal(before[k], v) for k, v in phi().items() if v.ndim == 2)
+
+
+def test_a_checkpoint_from_before_a_behaviour_switch_keeps_its_behaviour(tmp_path):
+    """A field added to switch a behaviour (Config.legacy: RVM's decoder LayerNorm and eps, the self-attention core's
+    width, SIGMA's phi decay) is filled with what the checkpoint was trained with, preset or not: it loads and
+    predicts as it did."""
+    cfg = methods.METHODS["rvm"].Config(core="sa", dim=32, decoder_dim=32, **methods.METHODS["rvm"].Config.legacy)
+    torch.manual_seed(0)
+    model = methods.MODELS["rvm"](cfg).eval()
+    saved = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in cfg.legacy}
+    torch.save({"model": model.state_dict(), "config": saved, "method": "rvm", "step": 1}, tmp_path / "old.pt")
+    loaded, cfg2, _ = methods.load_checkpoint(str(tmp_path / "old.pt"))
+    assert cfg2 == cfg and cfg2.decoder_norm_kv and cfg2.norm_eps == 1e-5 and not cfg2.sa_match_params
+    video = torch.rand(1, 4, 3, 64, 64)
+    assert torch.equal(loaded.features(video), model.features(video))
 
 
 def test_resume_rejects_a_contradicting_run(tmp_path, capsys):
