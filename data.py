@@ -177,13 +177,17 @@ def read_clip(path, start, num_frames, size=None, fps=None):
     float32 in [0, 1]; `size` as in read_video. ffmpeg's input seeking (`-ss` before `-i`) jumps to the key frame
     at or before the first frame's time and decodes from there, dropping the frames before it, and `-frames:v`
     stops it after the clip: a clip late in a long video costs a key-frame interval of decoding, not the whole
-    video before it. The seek time is half a frame before the frame's timestamp, so rounding never skips it."""
+    video before it. The seek time is half a frame before the frame's timestamp, so rounding never skips it.
+    `-fps_mode passthrough` hands on the decoded frames as they are: ffmpeg's default for a pipe (constant frame
+    rate) repeated the first frame of a clip after a seek in a video with an audio track (the clip one frame late).
+    The option needs ffmpeg 5.1 or later, as imageio-ffmpeg ships it."""
     if start < 0 or num_frames < 1:
         raise ValueError(f"a clip needs start >= 0 and num_frames >= 1; got {start}, {num_frames}")
     fps = fps or video_info(path)[1]
     seek = ["-ss", f"{(start - 0.5) / fps:.6f}"] if start > 0 else []
     try:
-        reader = imageio_ffmpeg.read_frames(str(path), input_params=seek, output_params=["-frames:v", str(num_frames)])
+        reader = imageio_ffmpeg.read_frames(str(path), input_params=seek,
+                                            output_params=["-frames:v", str(num_frames), "-fps_mode", "passthrough"])
         w, h = next(reader)["size"]
         frames = []
         for raw in reader:

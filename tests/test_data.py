@@ -2,6 +2,7 @@
 
 import math
 import os
+import subprocess
 import sys
 import time
 
@@ -10,6 +11,7 @@ import pytest
 import torch
 
 import imageio.v3 as iio
+import imageio_ffmpeg
 
 # plain `pytest` (unlike `python -m pytest`) does not put the repo root on sys.path
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -430,6 +432,19 @@ def test_a_late_clip_costs_far_less_than_decoding_the_video(long_video):
     late = best(lambda: data.read_clip(long_video, 5200, 16, fps=LONG_FPS))
     whole = best(lambda: data.read_video(long_video, max_frames=5216))
     assert late < 2 * first and late < whole / 4, (first, late, whole)
+
+
+def test_a_clip_of_a_video_with_sound_starts_on_its_frame(tmp_path):
+    """A video with an audio track (most real ones): ffmpeg's constant-frame-rate default for a pipe repeated a
+    seeked clip's first frame (frames 30, 30, 31, ... for a clip at 30); read_clip passes the frames through."""
+    n = 60
+    frames = np.broadcast_to(_frame_colours(np.arange(n))[:, None, None, :], (n, LONG_SIDE, LONG_SIDE, 3))
+    iio.imwrite(tmp_path / "silent.mp4", np.ascontiguousarray(frames, dtype=np.uint8), fps=LONG_FPS)
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", tmp_path / "silent.mp4", "-f", "lavfi",
+                    "-i", "sine=duration=6", "-c:v", "copy", "-c:a", "aac", "-shortest", tmp_path / "sound.mp4"],
+                   check=True, timeout=60)
+    for start in (1, 7, 30):
+        assert _frame_index(data.read_clip(tmp_path / "sound.mp4", start, 5)) == list(range(start, start + 5))
 
 
 def test_video_folder_streams_clips_of_a_long_video(long_video):
