@@ -4,6 +4,7 @@
     python bench.py --method rvm --profile            # + the top ops of one step (torch.profiler)
     python bench.py --method all --preset small --compile --precision bf16   # one GPU
     python bench.py --gpu-check                       # every GPU path on one CUDA device, < 8 min on an H100
+    python bench.py --decoders DIR                    # real videos: clips/s of each video decoder (a few minutes)
 
 What it measures, per method:
 * a training step as train.py runs it: `model(batch)["loss"].backward()`, grad clip, AdamW step,
@@ -27,9 +28,19 @@ names), eager, under train.py's FSDP2 over a world of one process, and torch.com
 matmul peak measured in the same run, peak memory; then train.py for 5 steps, evaluate.py's probes on that
 checkpoint and the DAVIS fixture through evaluate.py --davis, all on the device. It writes gpu_check.json and
 gpu_check.md in --out and the GPU section of docs/performance.md, after every row.
+
+--decoders DIR (issue 44 sec. 2) reads clips of the video files under DIR as train.py's pipeline does (the preset's
+clip length and size, default RVM small: 64 frames at 256 px, augmented, through data.make_loader) with each video
+decoder: data.read_clip (imageio-ffmpeg's ffmpeg in a pipe, the one the project uses), PyAV and torchcodec where they
+import (the same seek, and each frame made by data.frame_tensor, so only the decoding differs). Per decoder: clips/s
+for each --workers count, and the seconds of a 16-frame clip at the start and at the end of a 10-minute video made
+for the run (a key-frame interval apart when the reader seeks; decoding the whole video takes seconds). Writes
+decoders.md in --out.
 """
 import argparse
 import dataclasses
+import importlib
+import importlib.metadata
 import itertools
 import json
 import os
@@ -49,11 +60,14 @@ from functools import partial
 # first profiler starts, so setting it here is enough; a KINETO_LOG_LEVEL of the user's own is kept.
 os.environ.setdefault("KINETO_LOG_LEVEL", "6")
 
+import imageio_ffmpeg  # noqa: E402
 import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: E402
+from torch.utils.data import Dataset  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
+import data  # noqa: E402
 import methods  # noqa: E402
 import runs  # noqa: E402
 import sigma  # noqa: E402
@@ -278,6 +292,173 @@ def plot_scaling(res, path):
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+# ----------------------------------------------------------------------------
+# real videos at training speed (issue 44 sec. 2): data.read_clip's ffmpeg pipe against PyAV and torchcodec
+
+
+def read_clip_av(path, start, num_frames, size=None, fps=None):
+    """data.read_clip through PyAV, in this process: seek to the key frame at or before the clip's first frame,
+    decode from there and drop the frames before it, as ffmpeg's input seeking does; each frame as data makes it."""
+    import av
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        first = (start - 0.5) / (fps or float(stream.average_rate))   # seconds; half a frame early, as read_clip
+        if start > 0:
+            container.seek(int(first / stream.time_base), stream=stream, backward=True)
+        frames = []
+        for frame in container.decode(stream):
+            if frame.time >= first:
+                frames.append(data.frame_tensor(frame.to_ndarray(format="rgb24"), path, size))
+            if len(frames) == num_frames:
+                break
+    return torch.stack(frames)   # (n, 3, H, W)
+
+
+def read_clip_torchcodec(path, start, num_frames, size=None, fps=None):
+    """data.read_clip through torchcodec, by frame index. "approximate" seeking takes frame i at i / fps of the
+    header's rate, as read_clip does ("exact" would first scan the whole file to index it); fps is not used."""
+    from torchcodec.decoders import VideoDecoder
+    decoder = VideoDecoder(str(path), seek_mode="approximate", dimension_order="NHWC")
+    frames = decoder.get_frames_in_range(start, min(start + num_frames, decoder.metadata.num_frames)).data
+    return torch.stack([data.frame_tensor(f, path, size) for f in frames.numpy()])   # (n, 3, H, W)
+
+
+# name -> (reader with data.read_clip's signature, the module it needs, its distribution for the version)
+DECODERS = {"imageio": (data.read_clip, "imageio_ffmpeg", "imageio-ffmpeg"),
+            "av": (read_clip_av, "av", "av"),
+            "torchcodec": (read_clip_torchcodec, "torchcodec.decoders", "torchcodec")}
+
+
+def decoder_version(name):
+    """(version, None) for a decoder whose package imports, else (None, why not, in one line)."""
+    _, module, dist = DECODERS[name]
+    try:
+        importlib.import_module(module)
+    except Exception as e:   # ImportError when absent; torchcodec raises RuntimeError without FFmpeg's libraries
+        return None, f"{type(e).__name__}: {runs.first_line(e)}"
+    return importlib.metadata.version(dist), None
+
+
+class DecodedClips(Dataset):
+    """The same clips for every decoder: item i is clips[i % len(clips)], a (path, start, fps), read by `read` at
+    `size` and augmented as VideoFolder augments it (train.py's pipeline for a folder of videos)."""
+
+    def __init__(self, clips, clip_len, size, read):
+        self.clips, self.clip_len, self.size, self.read = clips, clip_len, size, read
+
+    def __len__(self):
+        return data.ENDLESS
+
+    def __getitem__(self, index):
+        path, start, fps = self.clips[index % len(self.clips)]
+        clip = self.read(path, start, self.clip_len, self.size, fps)   # (T, 3, size, size)
+        return {"video": data.augment_clip(clip, data.item_generator(0, index), out_size=self.size)}
+
+
+def draw_clips(root, clip_len, size, n, seed=0):
+    """n clips (path, start, fps) of the video files under root, the videos in turn, each start uniform as in
+    VideoFolder (which indexes them from their headers)."""
+    videos = [v for v in data.VideoFolder(root, clip_len, size).videos if isinstance(v, tuple)]   # not GIFs
+    if not videos:
+        raise ValueError(f"no video file under {root} (GIFs and frame folders have no decoder to compare)")
+    g = torch.Generator().manual_seed(seed)
+    return [(path, int(torch.randint(frames - clip_len + 1, (), generator=g)), fps)
+            for path, frames, fps in (videos[i % len(videos)] for i in range(n))]
+
+
+def clips_per_s(dataset, workers, clips):
+    """Clips per second through data.make_loader (batches of one clip) with `workers` loader workers: the time of
+    `clips` batches after 2 per worker of warm-up (start-up, imports, a full prefetch queue)."""
+    loader = data.make_loader(dataset, 1, workers=workers)
+    for _ in range(max(1, 2 * workers)):
+        next(loader)
+    t0 = time.perf_counter()
+    for _ in range(clips):
+        next(loader)
+    return clips / (time.perf_counter() - t0)
+
+
+def make_long_video(path, minutes=10, fps=25):
+    """A test video of `minutes` (ffmpeg's testsrc2 pattern, 160 x 120, H.264 with B-frames and a key frame every
+    250 frames), made by imageio-ffmpeg's ffmpeg in a few seconds -> (path, frames, fps)."""
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i",
+                    f"testsrc2=size=160x120:rate={fps}", "-t", str(60 * minutes), "-c:v", "libx264", "-preset",
+                    "veryfast", "-g", "250", "-pix_fmt", "yuv420p", str(path)], check=True, timeout=600)
+    return path, round(60 * minutes * fps), fps
+
+
+def seek_seconds(read, path, start, fps, repeats=3):
+    """Seconds to read the 16 frames at `start` of a video at its own size: the best of `repeats`."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        read(path, start, 16, None, fps)
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def bench_decoders(drawn, clip_len, size, workers, clips, long_video, decoders=DECODERS):
+    """One row per decoder: clips/s of the `drawn` clips (clip_len frames at size x size) for each loader worker
+    count, and the seconds of a 16-frame clip at the start and 60 frames before the end of long_video (path,
+    frames, fps). A decoder that does not import gets a row that says why."""
+    long_path, long_frames, long_fps = long_video
+    rows = []
+    for name, (read, _, _) in decoders.items():
+        version, why = decoder_version(name) if name in DECODERS else ("fake", None)   # tests pass fake decoders
+        row = {"decoder": name, "version": version, "error": why}
+        if why is None:
+            dataset = DecodedClips(drawn, clip_len, size, read)
+            row["clips_per_s"] = {w: clips_per_s(dataset, w, clips) for w in workers}
+            row["first_s"] = seek_seconds(read, long_path, 0, long_fps)
+            row["late_s"] = seek_seconds(read, long_path, long_frames - 60, long_fps)
+            print(f"{name}: " + ", ".join(f"{r:.2f} clips/s ({w} workers)" for w, r in row["clips_per_s"].items())
+                  + f", late clip {row['late_s']:.3f} s", flush=True)
+        rows.append(row)
+    return rows
+
+
+def decoder_markdown(rows, workers):
+    """The --decoders table; each rate with its ratio to the first row's (imageio's) at the same worker count."""
+    base = rows[0].get("clips_per_s", {})
+    lines = ["| decoder | version | " + " | ".join(f"clips/s, {w} worker{'s' * (w != 1)}" for w in workers)
+             + " | s per first 16-frame clip | s per late 16-frame clip |", "|" + "---|" * (len(workers) + 4)]
+    for r in rows:
+        if r["error"]:
+            lines.append(f"| {r['decoder']} | not usable: {r['error']} |" + " |" * (len(workers) + 2))
+            continue
+        rates = [f"{r['clips_per_s'][w]:.2f}" + (f" ({r['clips_per_s'][w] / base[w]:.2f}x)" if w in base else "")
+                 for w in workers]
+        lines.append(f"| {r['decoder']} | {r['version']} | " + " | ".join(rates)
+                     + f" | {r['first_s']:.3f} | {r['late_s']:.3f} |")
+    return "\n".join(lines)
+
+
+def main_decoders(parser, args):
+    """--decoders: the clip readers on the videos under args.decoders at the preset's clip length and size."""
+    cfg = getattr(methods.METHODS["rvm" if args.method == "all" else args.method].Config, args.preset)()
+    # one thread, as in a loader worker (DataLoader sets it there): the seek timings run in this process, and on a
+    # busy machine two threads that wait for each other made 16 frames' conversion cost 0.4 s instead of 0.01 s
+    torch.set_num_threads(1)
+    try:
+        drawn = draw_clips(args.decoders, cfg.clip_len, cfg.img_size, args.clips)
+    except (ValueError, FileNotFoundError) as e:
+        parser.error(f"--decoders: {runs.first_line(e)}")
+    load = os.getloadavg()[0]
+    header = (f"{machine_name(torch.device('cpu'))}, load {load:.1f} | torch {torch.__version__} | "
+              f"{args.preset} preset: clips of {cfg.clip_len} frames at {cfg.img_size} px, augmented | "
+              f"{args.clips} clips per measure, loader batches of one")
+    print(header, flush=True)
+    with tempfile.TemporaryDirectory(prefix="bench-decoders-") as work:
+        long_video = make_long_video(os.path.join(work, "ten_minutes.mp4"))
+        rows = bench_decoders(drawn, cfg.clip_len, cfg.img_size, args.workers, args.clips, long_video)
+    header += f" | load after {os.getloadavg()[0]:.1f}"
+    table = decoder_markdown(rows, args.workers)
+    print("\n" + header + "\n\n" + table)
+    os.makedirs(args.out, exist_ok=True)
+    runs.write_atomic(os.path.join(args.out, "decoders.md"), header + "\n\n" + table + "\n")
+    print(f"\nwrote {args.out}/decoders.md")
 
 
 # ----------------------------------------------------------------------------
@@ -670,6 +851,11 @@ def get_parser():
                         "--warmup, --out, --doc, --budget")
     p.add_argument("--doc", default=os.path.join(ROOT, "docs", "performance.md"),
                    help="--gpu-check: the Markdown file whose GPU section it writes (default docs/performance.md)")
+    p.add_argument("--decoders", default=None, metavar="DIR",
+                   help="time the video decoders on the video files under DIR instead (see above); takes --preset "
+                        "(default small), --method (default rvm), --workers, --clips, --out")
+    p.add_argument("--workers", default="1,4", help="--decoders: loader worker counts, comma-separated (default 1,4)")
+    p.add_argument("--clips", type=int, default=24, help="--decoders: timed clips per measure (default 24)")
     p.add_argument("--budget", type=int, default=GPU_CHECK_BUDGET_S,
                    help=f"--gpu-check: seconds within which rows start; a row whose estimate does not fit is "
                         f"skipped and says so (default {GPU_CHECK_BUDGET_S})")
@@ -682,7 +868,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.gpu_check and not torch.cuda.is_available():   # before any work, in one line
         runs.fail("--gpu-check needs a CUDA device; this machine has none")
-    args.preset = args.preset or ("small" if args.gpu_check else "tiny")
+    args.preset = args.preset or ("small" if args.gpu_check or args.decoders else "tiny")
     args.steps = args.steps if args.steps is not None else (30 if args.gpu_check else 10)
     if min(args.warmup + 1, args.steps, args.repeats) < 1:
         parser.error("--warmup must be >= 0, --steps and --repeats >= 1")
@@ -701,6 +887,14 @@ def main(argv=None):
         parser.error(reason)
     if args.gpu_check:
         return main_gpu_check(parser, args, argv)
+    if args.decoders:
+        try:
+            args.workers = [int(w) for w in args.workers.split(",")]
+        except ValueError:
+            args.workers = [-1]
+        if min(args.workers) < 0 or args.clips < 1:
+            parser.error("--workers expects comma-separated counts >= 0, e.g. 1,4; --clips >= 1")
+        return main_decoders(parser, args)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     try:

@@ -104,6 +104,13 @@ def _resize(x, size):
     return _interp(x, (h, w))[..., top:top + size, left:left + size]
 
 
+def frame_tensor(frame, path, size=None):
+    """One decoded frame or image ((H, W[, C]) array of any imageio dtype) -> (3, H, W) float32 in [0, 1], resized
+    to `size` as in read_video: what every reader here makes of a frame. `path` names the file in errors."""
+    frame = _to_rgb(frame, path)
+    return frame if size is None else _resize(frame, size)
+
+
 def read_image(path, size=None):
     """Image file -> (3, H, W) float32 in [0, 1]; `size` as in read_video."""
     path = Path(path)
@@ -113,8 +120,7 @@ def read_image(path, size=None):
         frame = iio.imread(path, index=0, plugin="pillow")  # pillow reads jpg/png; no fallbacks to guess with
     except Exception as e:  # imageio raises OSError, ValueError, ... depending on the backend
         raise ValueError(f"cannot read image {path}: {runs.first_line(e)}") from e
-    image = _to_rgb(frame, path)
-    return image if size is None else _resize(image, size)
+    return frame_tensor(frame, path, size)
 
 
 def read_video(path, size=None, max_frames=None, min_frames=None):
@@ -142,8 +148,7 @@ def read_video(path, size=None, max_frames=None, min_frames=None):
         try:
             for frame in iio.imiter(path):
                 # resize as we go: a long HD video never sits in memory at full resolution
-                frame = _to_rgb(frame, path)
-                frames.append(frame if size is None else _resize(frame, size))
+                frames.append(frame_tensor(frame, path, size))
                 if len(frames) == max_frames:
                     break
         except Exception as e:  # the backends raise OSError, ValueError, RuntimeError...
@@ -189,10 +194,7 @@ def read_clip(path, start, num_frames, size=None, fps=None):
         reader = imageio_ffmpeg.read_frames(str(path), input_params=seek,
                                             output_params=["-frames:v", str(num_frames), "-fps_mode", "passthrough"])
         w, h = next(reader)["size"]
-        frames = []
-        for raw in reader:
-            frame = _to_rgb(np.frombuffer(raw, np.uint8).reshape(h, w, 3), path)
-            frames.append(frame if size is None else _resize(frame, size))
+        frames = [frame_tensor(np.frombuffer(raw, np.uint8).reshape(h, w, 3), path, size) for raw in reader]
     except Exception as e:  # as read_video: the backends raise OSError, RuntimeError, ...
         raise ValueError(f"cannot read video {path}: {runs.first_line(e)}") from e
     if not frames:
