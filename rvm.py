@@ -289,9 +289,9 @@ class RVM(nn.Module):
         for every patch of every target (B, K, N, p*p*3)."""
         B, K = x_tgt.shape[:2]
         y = self.decoder_tokens(x_tgt.flatten(0, 1), ids_restore, delta.flatten(), h, w)   # (B*K, 1+N, Dd)
-        # keys/values: the outputs of ALL source frames, concatenated along the token axis (Sec. 3.1)
+        # keys/values: the outputs of ALL source frames, concatenated along the token axis (Sec. 3.1), shared by the
+        # K targets of a clip (CrossBlock makes them once)
         ctx = self.decoder_embed(o_src.flatten(1, 2))                             # (B, S(1+N), Dd)
-        ctx = ctx[:, None].expand(-1, K, -1, -1).flatten(0, 1)                    # (B*K, S(1+N), Dd)
         for block in self.decoder_blocks:
             y = block(y, ctx)                                                     # (B*K, 1+N, Dd)
         pred = self.decoder_pred(self.decoder_norm(y))[:, 1:]                     # (B*K, N, p*p*3), drop [CLS]

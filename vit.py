@@ -329,7 +329,11 @@ class CrossBlock(nn.Module):
         self.attn = Attention(dim, heads) if self_attn else None
 
     def forward(self, x, ctx):
-        x = x + self.cross(self.norm_q(x), self.norm_kv(ctx))
+        """x (g*B, L, D), ctx (B, S, D): g query sequences may share one context (RVM's K targets read the same
+        sources): they attend to it as one sequence of g*L queries (a query's attention ignores the other queries),
+        so its keys and values are made once, not g times."""
+        (gB, L, D), B = x.shape, ctx.shape[0]
+        x = x + self.cross(self.norm_q(x).reshape(B, gB // B * L, D), self.norm_kv(ctx)).view(gB, L, D)
         x = x + self.mlp(self.norm2(x))
         if self.attn is not None:
             x = x + self.attn(self.norm3(x))

@@ -305,6 +305,33 @@ def test_decoder_reads_all_source_frames():
     assert torch.allclose(a, model.predict(batch).pred, atol=1e-6) and not torch.allclose(a, b, atol=1e-4)
 
 
+def test_targets_sharing_the_sources_keys_values_train_as_with_a_copy_each():
+    """The K targets of a clip attend to one copy of the core's outputs (vit.CrossBlock groups their queries); before,
+    each read its own expanded copy. Same losses and parameters, step for step, over a few AdamW steps."""
+    class Expanded(R.RVM):   # the decoder as it was: the context expanded to every target
+        def decode(self, o_src, x_tgt, ids_restore, delta, h, w):
+            B, K = x_tgt.shape[:2]
+            y = self.decoder_tokens(x_tgt.flatten(0, 1), ids_restore, delta.flatten(), h, w)
+            ctx = self.decoder_embed(o_src.flatten(1, 2))[:, None].expand(-1, K, -1, -1).flatten(0, 1)
+            for block in self.decoder_blocks:
+                y = block(y, ctx)
+            return self.decoder_pred(self.decoder_norm(y))[:, 1:].view(B, K, h * w, -1)
+    cfg = cfg_(n_targets=3)
+    losses = []
+    for kind in (R.RVM, Expanded):
+        torch.manual_seed(0)
+        model = kind(cfg).train()
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        losses.append([])
+        for step in range(4):
+            loss = model(batch_(cfg, seed=step))["loss"]
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+            losses[-1].append(loss.item())
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5) and len(set(losses[0])) == 4
+
+
 def test_time_offset_embedding_is_one_hot_linear_and_used():
     cfg = cfg_()
     model, batch = model_(cfg), batch_(cfg, B=2)

@@ -347,3 +347,13 @@ def test_crossblock_without_norm_kv_reads_the_context_as_it_is():
     y = x + raw.cross(raw.norm_q(x), ctx)
     y = y + raw.mlp(raw.norm2(y))
     assert torch.allclose(raw(x, ctx), y + raw.attn(raw.norm3(y)), atol=1e-6)
+
+
+def test_crossblock_queries_sharing_a_context_equal_each_reading_its_own_copy():
+    """g query sequences per context (RVM's K targets of one clip) give what each would with its own copy of it."""
+    torch.manual_seed(0)
+    block = vit.CrossBlock(16, 2, 2.0).eval()
+    B, g, x, ctx = 3, 4, torch.randn(12, 5, 16), torch.randn(3, 7, 16)
+    own = block(x, ctx.repeat_interleave(g, dim=0))                   # row b*g + k reads ctx[b]
+    assert torch.allclose(block(x, ctx), own, atol=1e-6)
+    assert not torch.allclose(block(x, ctx.roll(1, 0)), own, atol=1e-3)   # and it is ctx[b] each row reads
