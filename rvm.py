@@ -65,8 +65,7 @@ class Config:
     betas: tuple = (0.9, 0.95)  # MAE (0.9, 0.95)
     warmup_steps: int = 250     # MAE 5% of the run; tiny: a small share of a demo run (docs/experiments.md)
     grad_clip: float = 1.0      # MAE 0 (no clip); tiny 1.0 guards backprop through time at a larger lr
-    # what a checkpoint saved before these fields existed was trained with (methods.config_from_checkpoint)
-    legacy = dict(norm_eps=1e-5, sa_match_params=False, decoder_norm_kv=True)
+    legacy = dict(norm_eps=1e-5, sa_match_params=False, decoder_norm_kv=True)   # before these fields (methods.py)
 
     def __post_init__(self):
         vit.check_vit_config(self)          # widths, heads, mask ratio: one line naming the field
@@ -166,11 +165,10 @@ class GatedTransformerCore(nn.Module):
 
 
 class SelfAttentionCore(nn.Module):
-    """Table 3b ablation: no recurrence; full self-attention over the tokens of all frames together (1 x p x p patches +
-    a sin-cos time encoding). Every output sees every frame, the future too, at a cost that grows as T^2. Same depth
-    and width as the gated core, and, as the paper matches them, as many parameters (match=True): a gated layer has
-    (8 + 2r) D^2 weights (cross- and self-attention, MLP of ratio r), the gates 4 D^2 in all, a plain layer
-    (4 + 2r') D^2, so r' = r + 2 + 2 / depth (tiny: 8, small: 6.5) leaves only the O(D) terms apart."""
+    """Table 3b ablation: full self-attention over the tokens of all frames (1 x p x p patches + a sin-cos time code):
+    every output sees every frame, the future too, at a cost ~ T^2. Same depth, width and (match=True) parameters as
+    the gated core, as in the paper: its layers have (8 + 2r) D^2 weights (MLP ratio r) and its gates 4 D^2, a plain
+    layer (4 + 2r') D^2, so the MLP ratio r' = r + 2 + 2 / depth (tiny 8, small 6.5) leaves only O(D) terms apart."""
 
     def __init__(self, dim, depth, heads, mlp_ratio, eps=1e-6, match=True):
         super().__init__()
@@ -289,8 +287,7 @@ class RVM(nn.Module):
         for every patch of every target (B, K, N, p*p*3)."""
         B, K = x_tgt.shape[:2]
         y = self.decoder_tokens(x_tgt.flatten(0, 1), ids_restore, delta.flatten(), h, w)   # (B*K, 1+N, Dd)
-        # keys/values: the outputs of ALL source frames, concatenated along the token axis (Sec. 3.1), shared by the
-        # K targets of a clip (CrossBlock makes them once)
+        # keys/values: the outputs of ALL source frames along the token axis (Sec. 3.1), one copy for the K targets
         ctx = self.decoder_embed(o_src.flatten(1, 2))                             # (B, S(1+N), Dd)
         for block in self.decoder_blocks:
             y = block(y, ctx)                                                     # (B*K, 1+N, Dd)
@@ -348,9 +345,8 @@ class RVM(nn.Module):
 
     @torch.no_grad()
     def reconstruct(self, batch):
-        """For display: source and target frames, the prediction for every patch of every target ("pred",
-        (B, K, 3, H, W)), "paste" = the targets' visible patches + predicted masked ones, and the mask (B, K, N),
-        1 = masked."""
+        """For display: source and target frames, the prediction for every patch of every target ("pred", (B, K, 3, H,
+        W)), "paste" = the targets' visible patches + predicted masked ones, and the mask (B, K, N), 1 = masked."""
         out = self.predict(batch)                                                 # pred (B, K, N, P), mask (B, K, N)
         target = out.frames                                                       # (B, K, 3, H, W)
         pred, paste = vit.paste_patches(out.pred.flatten(0, 1), target.flatten(0, 1), out.mask.flatten(0, 1),
