@@ -258,9 +258,11 @@ def test_layer_norms_use_the_official_eps():
 # masking, decoder, loss (Sec. 3.1)
 
 
-def test_decoder_reads_the_core_outputs_without_a_layer_norm():
-    """As the official decoder block: keys/values are the embedded core outputs as they are, so their scale reaches
-    the attention (a LayerNorm on them would make the output blind to it); decoder_norm_kv=True is the older block."""
+def test_the_decoders_layer_norm_on_its_keys_values_is_a_switch():
+    """decoder_norm_kv=False is the official decoder block: keys/values are the embedded core outputs as they are, so
+    their scale reaches the attention; True (the default: the tiny model learns the square only with it) normalizes
+    them, and the output is blind to their scale."""
+    assert R.Config().decoder_norm_kv and R.Config.small().decoder_norm_kv
     for norm_kv in (False, True):
         block = model_(cfg_(decoder_norm_kv=norm_kv)).decoder_blocks[0]
         y, ctx = torch.randn(2, 5, 32), torch.randn(2, 7, 32)

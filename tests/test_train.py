@@ -202,16 +202,16 @@ def test_sigma_phi_keeps_its_weights_while_its_term_is_held(tmp_path):
 
 
 def test_a_checkpoint_from_before_a_behaviour_switch_keeps_its_behaviour(tmp_path):
-    """A field added to switch a behaviour (Config.legacy: RVM's decoder LayerNorm and eps, the self-attention core's
-    width, SIGMA's phi decay) is filled with what the checkpoint was trained with, preset or not: it loads and
-    predicts as it did."""
+    """A field added to switch a behaviour (Config.legacy: RVM's LayerNorm eps and self-attention core's width, SIGMA's
+    eps and phi decay) is filled with what the checkpoint was trained with, preset or not: it loads and predicts as
+    it did."""
     cfg = methods.METHODS["rvm"].Config(core="sa", dim=32, decoder_dim=32, **methods.METHODS["rvm"].Config.legacy)
     torch.manual_seed(0)
     model = methods.MODELS["rvm"](cfg).eval()
     saved = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in cfg.legacy}
     torch.save({"model": model.state_dict(), "config": saved, "method": "rvm", "step": 1}, tmp_path / "old.pt")
     loaded, cfg2, _ = methods.load_checkpoint(str(tmp_path / "old.pt"))
-    assert cfg2 == cfg and cfg2.decoder_norm_kv and cfg2.norm_eps == 1e-5 and not cfg2.sa_match_params
+    assert cfg2 == cfg and cfg2.norm_eps == 1e-5 and not cfg2.sa_match_params
     video = torch.rand(1, 4, 3, 64, 64)
     assert torch.equal(loaded.features(video), model.features(video))
 
