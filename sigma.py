@@ -67,8 +67,7 @@ class Config:
     betas: tuple = (0.9, 0.95)  # paper (0.9, 0.95)
     warmup_steps: int = 100     # paper 40 epochs; tiny: a small share of a short run
     grad_clip: float = 1.0      # paper 0 (VideoMAE does not clip); tiny 1.0 guards the larger lr
-    # what a checkpoint saved before these fields existed was trained with (methods.config_from_checkpoint)
-    legacy = dict(norm_eps=1e-5, hold_phi_decay=False)
+    legacy = dict(norm_eps=1e-5, hold_phi_decay=False)   # what older checkpoints were trained with (methods.py)
 
     def __post_init__(self):
         vit.check_vit_config(self)          # widths, heads, mask ratio: one line naming the field
@@ -275,8 +274,7 @@ class SIGMA(nn.Module):
             q_phi, q_psi = (F.one_hot(q.argmax(1), cfg.num_prototypes).float() for q in (q_phi, q_psi))
         ce_phi, ce_psi = swapped_prediction(s_phi.flatten(0, 1), s_psi.flatten(0, 1), q_phi, q_psi, cfg.temperature)
         # Psi warm-up (not in the paper): phi's term held while Psi learns phi's clusters; else phi follows Psi's
-        # near-uniform q at init to the plateau p = q = 1/K (docs/experiments.md). While held, phi gets a zero
-        # gradient here, and no weight decay either (decay_held)
+        # near-uniform q at init to the plateau p = q = 1/K (docs/experiments.md); phi's decay held too (decay_held)
         hold = (torch.as_tensor(step) >= cfg.psi_warmup_steps).float() if step is not None else 1.0   # int or tensor
         return {"loss": hold * ce_phi + ce_psi, "ce_phi": ce_phi.detach(), "ce_psi": ce_psi.detach(),
                 **stats, "phi_std": phi_std}
