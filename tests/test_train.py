@@ -146,6 +146,7 @@ def test_resume_from_an_incomplete_or_misfitting_checkpoint_is_one_line(tmp_path
 
 def test_a_full_disk_during_a_checkpoint_write_keeps_the_previous_one_and_it_resumes_exactly(tmp_path, monkeypatch):
     straight, out = tmp_path / "straight", tmp_path / "run"
+    ctrl_c = signal.getsignal(signal.SIGINT)   # Python's, or SIG_IGN in a job a shell started in the background
     train.main(argv("siammae", straight, steps=5))
     train.main(argv("siammae", out, "--stop-at", "3", steps=5))
     save = train.torch.save
@@ -159,7 +160,7 @@ def test_a_full_disk_during_a_checkpoint_write_keeps_the_previous_one_and_it_res
         train.main(argv("siammae", out, "--resume", steps=5))            # trains to 5, then the write fails
     monkeypatch.setattr(train.torch, "save", save)
     assert methods.read_checkpoint(str(out / "ckpt.pt"))["step"] == 3 and not list(out.glob(".*.tmp"))
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # Ctrl-C is Python's again
+    assert signal.getsignal(signal.SIGINT) is ctrl_c   # Ctrl-C is handled as before the run again
     train.main(argv("siammae", out, "--resume", steps=5))
     assert [r["loss"] for r in metrics(out)] == [r["loss"] for r in metrics(straight)]
     a, b = (torch.load(d / "ckpt.pt", weights_only=True)["model"] for d in (straight, out))
