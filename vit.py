@@ -316,9 +316,9 @@ class CrossBlock(nn.Module):
     x + SelfAttn(LN(x)). The decoder block of SiamMAE and RVM and the block of
     RVM's recurrent core. `self_attn=False` drops the last step (SiamMAE's
     cross-attention-only decoder, Table 2b); `norm_kv=False` passes ctx to the
-    keys and values as it is (RVM's core and decoder, as the official
-    CrossAttentionBlock; in the core LN(c z) = LN(z) would undo the reset
-    gate's per-token scale)."""
+    keys and values as it is (RVM's core, as the official
+    CrossAttentionBlock: LN(c z) = LN(z) would undo the reset gate's
+    per-token scale; RVM's decoder keeps the LayerNorm, rvm.Config)."""
 
     def __init__(self, dim, heads, mlp_ratio=4.0, self_attn=True, norm_kv=True, eps=1e-5):
         super().__init__()
