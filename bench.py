@@ -17,7 +17,9 @@ What it measures, per method:
   (the matmuls, convolutions and attention of whatever the method runs, so no second description of
   each architecture here), per second, over the FLOP/s of one large matmul measured in this same
   run in the same dtype: that ratio is the MFU. With activation checkpointing (RVM's `checkpoint`)
-  the recomputed forward is counted too.
+  the recomputed forward is counted too;
+* "matmuls alone": the MFU the step would reach if only those counted ops took time, each replayed
+  alone at its own shapes and strides: what fusing away every other op could give at most.
 And RVM's `features` (a recurrent core: cost linear in T) against a joint space-time encoder
 (SIGMA's TubeViT over the whole video, no windows: attention ~ T^2), for each T of --frames.
 Output: a Markdown table on stdout, and bench.md, bench.json, rvm_scaling.png in --out.
@@ -38,6 +40,7 @@ for the run (a key-frame interval apart when the reader seeks; decoding the whol
 decoders.md in --out.
 """
 import argparse
+import collections
 import dataclasses
 import importlib
 import importlib.metadata
@@ -65,7 +68,8 @@ import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: E402
 from torch.utils.data import Dataset  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode, flop_registry  # noqa: E402
 
 import data  # noqa: E402
 import methods  # noqa: E402
@@ -90,6 +94,81 @@ def step_flops(model, batch, autocast=nullcontext()):
         loss.backward()
     model.zero_grad(set_to_none=True)
     return counter.get_total_flops()
+
+
+class CountedOps(TorchDispatchMode):
+    """Every op of one step that FlopCounterMode counts (matmuls, convolutions, attention), with its FLOPs and what
+    its arguments look like (shape, strides, dtype): `matmul_ceiling` replays each one alone."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = collections.Counter()    # (op, args, kwargs) described -> how many times the step ran it
+        self.flops = {}                       # the same key -> FLOPs of one call
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if func._overloadpacket in flop_registry:
+            key = (func, describe(args), describe(kwargs))
+            self.calls[key] += 1
+            self.flops[key] = flop_registry[func._overloadpacket](*args, **kwargs, out_val=out)
+        return out
+
+
+class Described(tuple):
+    """A tensor argument as what a copy of it needs: (shape, strides, dtype)."""
+
+
+def describe(x):
+    """An op's arguments, hashable: each tensor Described, lists and dicts as tuples."""
+    if isinstance(x, torch.Tensor):
+        return Described((tuple(x.shape), x.stride(), x.dtype))
+    if isinstance(x, (list, tuple)):
+        return tuple(describe(v) for v in x)
+    if isinstance(x, dict):
+        return tuple((k, describe(v)) for k, v in x.items())
+    return x
+
+
+def rebuild(x, device):
+    """Arguments from `describe` made again: each tensor random with its strides (0 for an expanded one too)."""
+    if isinstance(x, Described):
+        shape, stride, dtype = x
+        size = 1 + sum((n - 1) * s for n, s in zip(shape, stride)) if all(shape) else 0
+        return torch.randn(size, device=device).to(dtype).as_strided(shape, stride)
+    if isinstance(x, tuple):
+        return [rebuild(v, device) for v in x]
+    return x
+
+
+def matmul_ceiling(model, batch, device, peak, autocast=nullcontext(), min_s=0.02):
+    """The MFU of one training step if only its counted ops (matmuls, attention) cost time, each as fast as it runs
+    alone at its own shapes: counted FLOPs / the sum of every counted call's time alone / the matmul peak. What the
+    step could reach with every norm, activation, copy and the optimizer fused away or free: a bound on fusing, set
+    by the shapes (a 64-wide matmul does not run at a 1024-wide one's speed). Counted as step_flops counts (the CPU's
+    attention on its math backend: the same QK^T and AV matmuls). -> (ceiling, counted FLOPs)."""
+    on_cpu = device.type == "cpu"
+    recorder = CountedOps()
+    with (sdpa_kernel(SDPBackend.MATH) if on_cpu else nullcontext()), recorder:
+        with autocast:
+            loss = model(batch)["loss"]
+        loss.backward()
+    model.zero_grad(set_to_none=True)
+    seconds = 0.0
+    for key, count in recorder.calls.items():
+        func, args, kwargs = key[0], rebuild(key[1], device), dict(rebuild(key[2], device))
+        func(*args, **kwargs)                                  # warm-up
+        times, total = [], 0.0
+        while total < min_s or len(times) < 5:
+            sync(device)
+            t0 = time.perf_counter()
+            func(*args, **kwargs)
+            sync(device)
+            times.append(time.perf_counter() - t0)
+            total += times[-1]
+        seconds += count * statistics.median(times)
+    flops = sum(recorder.flops[key] * count for key, count in recorder.calls.items())
+    return flops / seconds / peak, flops
 
 
 # ----------------------------------------------------------------------------
@@ -199,6 +278,7 @@ def bench_method(name, args, device, peak):
     for _ in range(args.warmup):
         step()
     times = [step() for _ in range(args.steps)]
+    ceiling, _ = matmul_ceiling(raw, batch, device, peak, autocast)
     mem = peak_memory(step, device)
     fwd, bwd, opt = (statistics.median(t[i] for t in times) for i in range(3))
     total = statistics.median(sum(t) for t in times)
@@ -209,7 +289,7 @@ def bench_method(name, args, device, peak):
             "step_ms": 1e3 * total, "fwd_ms": 1e3 * fwd, "bwd_ms": 1e3 * bwd, "opt_ms": 1e3 * opt,
             "clips_per_s": B / total, "tokens_per_s": B * frame_patches(batch, cfg.patch) / total,
             "gflop_per_step": flops / 1e9, "gflops": flops / total / 1e9, "mfu": flops / total / peak,
-            "peak_mem_MiB": mem / 2 ** 20}
+            "ceiling": ceiling, "peak_mem_MiB": mem / 2 ** 20}
 
 
 def profile_step(name, step, device, out):
@@ -800,7 +880,8 @@ COLUMNS = [("method", "method", "{}"), ("params_M", "params (M)", "{:.2f}"), ("b
            ("step_ms", "ms/step", "{:.1f}"), ("fwd_ms", "fwd ms", "{:.1f}"), ("bwd_ms", "bwd ms", "{:.1f}"),
            ("opt_ms", "opt ms", "{:.1f}"), ("clips_per_s", "clips/s", "{:.1f}"),
            ("tokens_per_s", "tokens/s", "{:.0f}"), ("gflop_per_step", "GFLOP/step", "{:.2f}"),
-           ("gflops", "GFLOP/s", "{:.1f}"), ("mfu", "MFU", "{:.1%}"), ("peak_mem_MiB", "peak MiB", "{:.0f}")]
+           ("gflops", "GFLOP/s", "{:.1f}"), ("mfu", "MFU", "{:.1%}"), ("ceiling", "matmuls alone", "{:.1%}"),
+           ("peak_mem_MiB", "peak MiB", "{:.0f}")]
 
 
 def markdown(rows, scaling):
@@ -917,7 +998,8 @@ def main(argv=None):
     rows = []
     for name in names:
         rows.append(bench_method(name, args, device, peak))
-        print(f"{name}: {rows[-1]['step_ms']:.1f} ms/step, MFU {rows[-1]['mfu']:.1%}", flush=True)
+        print(f"{name}: {rows[-1]['step_ms']:.1f} ms/step, MFU {rows[-1]['mfu']:.1%} (its matmuls alone "
+              f"{rows[-1]['ceiling']:.1%})", flush=True)
     scaling = None
     if args.frames and args.method in ("all", "rvm"):
         scaling = bench_scaling(args, device)

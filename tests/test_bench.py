@@ -1,7 +1,7 @@
 """bench.py's FLOPs are counted (torch's FlopCounterMode over a training step's forward and backward, as train.py
 counts them), not modelled: the count of one transformer block and of one patch embedding against a hand count,
-every method's step counted, and the command's own output: the count in bench.json, no profiler lines between the
-tables."""
+every method's step counted, the "matmuls alone" ceiling's replay, and the command's own output: the count in
+bench.json, no profiler lines between the tables."""
 import dataclasses
 import json
 
@@ -65,6 +65,41 @@ def test_every_method_step_is_counted(name, variant):
         assert 2 * flops[2] < flops[4] < 2.01 * flops[2]
     else:
         assert flops[4] == 2 * flops[2]
+
+
+def test_a_described_tensor_is_made_again_with_its_shape_strides_and_dtype():
+    """What the ceiling replays: a transposed view, an expanded one (stride 0) and a bf16 tensor, in nested args."""
+    base = torch.randn(4, 6)
+    args = ([base.t(), base[:1].expand(5, 6)], {"x": base.to(torch.bfloat16)}, 3, None)
+    made = bench.rebuild(bench.describe(args), torch.device("cpu"))
+    for old, new in ((args[0][0], made[0][0]), (args[0][1], made[0][1]), (args[1]["x"], dict(made[1])["x"])):
+        assert (new.shape, new.stride(), new.dtype) == (old.shape, old.stride(), old.dtype)
+    assert made[2:] == [3, None]
+
+
+def test_the_matmul_ceiling_weighs_each_counted_call_by_its_time_alone(monkeypatch):
+    """A known answer: two D x D linear layers on data that needs no gradient run five counted matmuls a step of 2 B D^2
+    FLOPs each (two forward, two weight gradients, one input gradient: the second layer's), in three shapes. With a
+    clock that reads 1 ms more at every look, each replayed call takes 1 ms: the ceiling is 5 x 2 B D^2 FLOPs over
+    5 ms (each shape's time counted as often as the step runs it), over the peak."""
+    B, D, peak = 16, 32, 1e9
+    model = Loss(torch.nn.Sequential(torch.nn.Linear(D, D), torch.nn.Linear(D, D)))
+    clock = iter(range(10 ** 6))
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: next(clock) * 1e-3)
+    ceiling, flops = bench.matmul_ceiling(model, {"x": torch.randn(B, D)}, torch.device("cpu"), peak)
+    assert flops == 5 * 2 * B * D * D
+    assert ceiling == pytest.approx(flops / 5e-3 / peak)
+
+
+@pytest.mark.parametrize("name", list(methods.METHODS))
+def test_the_ceiling_replays_every_op_the_step_counts(name):
+    """Every counted op of a method's step is recorded for the replay: the same FLOPs as step_flops."""
+    cfg = dataclasses.replace(methods.METHODS[name].Config.tiny(), **SHRINK, **EXTRA.get(name, {}))
+    torch.manual_seed(0)
+    model = methods.MODELS[name](cfg)
+    batch = bench.make_batch(name, cfg, 2, torch.device("cpu"))
+    ceiling, flops = bench.matmul_ceiling(model, batch, torch.device("cpu"), 1e9, min_s=0)
+    assert flops == bench.step_flops(model, batch) and ceiling > 0
 
 
 def test_bench_reports_the_counted_flops_and_no_profiler_lines(tmp_path, capfd):
