@@ -15,9 +15,10 @@ What it measures, per method:
   gradients, temporaries): CUDA max_memory_allocated; CPU torch.profiler's memory events;
 * FLOPs: measured, as train.py measures them: torch's FlopCounterMode over one forward and backward
   (the matmuls, convolutions and attention of whatever the method runs, so no second description of
-  each architecture here), per second, over the FLOP/s of one large matmul measured in this same
-  run in the same dtype: that ratio is the MFU. With activation checkpointing (RVM's `checkpoint`)
-  the recomputed forward is counted too;
+  each architecture here), per second, over the FLOP/s of one large matmul in the same dtype timed
+  right after each timed step ("peak", their median): the MFU is the median of the steps' ratios,
+  so a host whose speed drifts (a shared CPU's can halve within a minute) slows both sides of each
+  ratio. With activation checkpointing (RVM's `checkpoint`) the recomputed forward is counted too;
 * "matmuls alone": the MFU the step would reach if only those counted ops took time, each replayed
   alone at its own shapes and strides: what fusing away every other op could give at most.
 And RVM's `features` (a recurrent core: cost linear in T) against a joint space-time encoder
@@ -197,19 +198,25 @@ def peak_memory(fn, device):
     return max(itertools.accumulate((e.self_cpu_memory_usage for e in events), initial=0))
 
 
-def matmul_peak(device, dtype):
-    """FLOP/s of one large square matmul in `dtype`, the machine's practical peak: median of 10 runs."""
+def matmul_timer(device, dtype):
+    """One large square matmul in `dtype`, the machine's practical peak -> a function that times it once: FLOP/s."""
     n, reps = (8192, 10) if device.type == "cuda" else (1024, 1)
     a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
-    times = []
-    for _ in range(12):                    # the first 2 are warm-up
+
+    def rate():
         sync(device)
         t0 = time.perf_counter()
         for _ in range(reps):
             a @ b
         sync(device)
-        times.append((time.perf_counter() - t0) / reps)
-    return 2 * n ** 3 / statistics.median(times[2:])
+        return 2 * n ** 3 * reps / (time.perf_counter() - t0)
+    return rate
+
+
+def matmul_peak(device, dtype):
+    """FLOP/s of one large square matmul in `dtype`: the median of 10 timings after 2 warm-up ones."""
+    rate = matmul_timer(device, dtype)
+    return statistics.median([rate() for _ in range(12)][2:])
 
 
 def machine_name(device):
@@ -243,7 +250,10 @@ def frame_patches(batch, patch):
     return sum(v[0].numel() // 3 for v in frames) // patch ** 2
 
 
-def bench_method(name, args, device, peak):
+def bench_method(name, args, device, rate):
+    """One method's row. `rate` (matmul_timer) is timed after every timed step and the MFU is the median over the
+    steps of each step's own ratio: on a shared machine the host's speed drifts within seconds, and a peak measured
+    once at the start would hold the steps to another speed."""
     cfg = getattr(methods.METHODS[name].Config, args.preset)()
     torch.manual_seed(0)
     model = raw = methods.MODELS[name](cfg).to(device)
@@ -277,7 +287,11 @@ def bench_method(name, args, device, peak):
 
     for _ in range(args.warmup):
         step()
-    times = [step() for _ in range(args.steps)]
+    times, peaks = [], []
+    for _ in range(args.steps):
+        times.append(step())
+        peaks.append(rate())
+    peak = statistics.median(peaks)
     ceiling, _ = matmul_ceiling(raw, batch, device, peak, autocast)
     mem = peak_memory(step, device)
     fwd, bwd, opt = (statistics.median(t[i] for t in times) for i in range(3))
@@ -288,8 +302,8 @@ def bench_method(name, args, device, peak):
             "compile": args.compile, "adamw": args.adamw, "params_M": vit.count_params(raw) / 1e6,
             "step_ms": 1e3 * total, "fwd_ms": 1e3 * fwd, "bwd_ms": 1e3 * bwd, "opt_ms": 1e3 * opt,
             "clips_per_s": B / total, "tokens_per_s": B * frame_patches(batch, cfg.patch) / total,
-            "gflop_per_step": flops / 1e9, "gflops": flops / total / 1e9, "mfu": flops / total / peak,
-            "ceiling": ceiling, "peak_mem_MiB": mem / 2 ** 20}
+            "gflop_per_step": flops / 1e9, "gflops": flops / total / 1e9, "peak_gflops": peak / 1e9,
+            "mfu": statistics.median(flops / sum(t) / p for t, p in zip(times, peaks)), "ceiling": ceiling, "peak_mem_MiB": mem / 2 ** 20}
 
 
 def profile_step(name, step, device, out):
@@ -880,7 +894,8 @@ COLUMNS = [("method", "method", "{}"), ("params_M", "params (M)", "{:.2f}"), ("b
            ("step_ms", "ms/step", "{:.1f}"), ("fwd_ms", "fwd ms", "{:.1f}"), ("bwd_ms", "bwd ms", "{:.1f}"),
            ("opt_ms", "opt ms", "{:.1f}"), ("clips_per_s", "clips/s", "{:.1f}"),
            ("tokens_per_s", "tokens/s", "{:.0f}"), ("gflop_per_step", "GFLOP/step", "{:.2f}"),
-           ("gflops", "GFLOP/s", "{:.1f}"), ("mfu", "MFU", "{:.1%}"), ("ceiling", "matmuls alone", "{:.1%}"),
+           ("gflops", "GFLOP/s", "{:.1f}"), ("peak_gflops", "peak GFLOP/s", "{:.0f}"), ("mfu", "MFU", "{:.1%}"),
+           ("ceiling", "matmuls alone", "{:.1%}"),
            ("peak_mem_MiB", "peak MiB", "{:.0f}")]
 
 
@@ -989,15 +1004,17 @@ def main(argv=None):
     os.makedirs(args.out, exist_ok=True)
     dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
     machine, load = machine_name(device), os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    peak = matmul_peak(device, dtype)
+    rate = matmul_timer(device, dtype)
+    peak = statistics.median([rate() for _ in range(12)][2:])
     header = (f"{machine}, load {load:.1f} | torch {torch.__version__} | preset {args.preset}, {args.precision}, "
-              f"AdamW {args.adamw}{', compile' if args.compile else ''} | matmul peak {peak / 1e9:.1f} GFLOP/s")
+              f"AdamW {args.adamw}{', compile' if args.compile else ''} | matmul peak at the start "
+              f"{peak / 1e9:.1f} GFLOP/s")
     print(header, flush=True)
 
     names = list(methods.METHODS) if args.method == "all" else [args.method]
     rows = []
     for name in names:
-        rows.append(bench_method(name, args, device, peak))
+        rows.append(bench_method(name, args, device, rate))
         print(f"{name}: {rows[-1]['step_ms']:.1f} ms/step, MFU {rows[-1]['mfu']:.1%} (its matmuls alone "
               f"{rows[-1]['ceiling']:.1%})", flush=True)
     scaling = None

@@ -114,5 +114,26 @@ def test_bench_reports_the_counted_flops_and_no_profiler_lines(tmp_path, capfd):
     model = methods.MODELS["siammae"](cfg)
     counted = bench.step_flops(model, bench.make_batch("siammae", cfg, 2, torch.device("cpu")))
     assert row["gflop_per_step"] == pytest.approx(counted / 1e9, rel=1e-12) and row["batch"] == 2
-    assert 0 < row["mfu"] == pytest.approx(counted / (row["step_ms"] / 1e3) / json.loads(
-        (out / "bench.json").read_text())["peak_flops"])
+    assert 0 < row["mfu"] == pytest.approx(counted / (row["step_ms"] / 1e3) / (row["peak_gflops"] * 1e9))
+
+
+def test_the_mfu_pairs_each_step_with_the_matmul_timed_after_it(monkeypatch):
+    """A known answer on a host whose speed drifts: steps of 3, 12 and 6 ms (a fake clock), the large matmul timed
+    after each at 1, 2 and 4 GFLOP/s. Step by step the ratios are F / 3e6, F / 24e6, F / 24e6: the MFU is their
+    median, F / 24e6; the medians' ratio would say F / 12e6."""
+    now, tick, ticks = [0.0], [1e-3], iter([(1e9, 4e-3), (2e9, 2e-3), (4e9, 1e-3)])
+
+    def clock():                          # each look at the clock: one tick later (a step looks 4 times: 3 ticks)
+        now[0] += tick[0]
+        return now[0]
+
+    def rate():                           # this step's matmul rate; the next step's ticks
+        flops_per_s, tick[0] = next(ticks)
+        return flops_per_s
+    args = bench.get_parser().parse_args(["--method", "siammae", "--batch-size", "2", "--warmup", "0", "--steps", "3"])
+    args.preset, args.precision = "tiny", "fp32"
+    monkeypatch.setattr(bench.time, "perf_counter", clock)
+    row = bench.bench_method("siammae", args, torch.device("cpu"), rate)
+    flops = row["gflop_per_step"] * 1e9
+    assert row["mfu"] == pytest.approx(flops / 24e6) and row["step_ms"] == pytest.approx(6)
+    assert row["peak_gflops"] == pytest.approx(2)
