@@ -142,12 +142,14 @@ def rebuild(x, device):
     return x
 
 
-def matmul_ceiling(model, batch, device, peak, autocast=nullcontext(), min_s=0.02):
+def matmul_ceiling(model, batch, device, rate, autocast=nullcontext(), min_s=0.02):
     """The MFU of one training step if only its counted ops (matmuls, attention) cost time, each as fast as it runs
-    alone at its own shapes: counted FLOPs / the sum of every counted call's time alone / the matmul peak. What the
-    step could reach with every norm, activation, copy and the optimizer fused away or free: a bound on fusing, set
-    by the shapes (a 64-wide matmul does not run at a 1024-wide one's speed). Counted as step_flops counts (the CPU's
-    attention on its math backend: the same QK^T and AV matmuls). -> (ceiling, counted FLOPs)."""
+    alone at its own shapes: what the step could reach with every norm, activation, copy and the optimizer fused away
+    or free, a bound on fusing set by the shapes (a 64-wide matmul does not run at a 1024-wide one's speed). Each
+    distinct call is replayed alone and the large matmul `rate` (matmul_timer) timed right after it, so the call's
+    time is worth t x rate FLOPs at the peak of that moment: ceiling = counted FLOPs / sum over the step's calls of
+    t x rate. Counted as step_flops counts (the CPU's attention on its math backend: the same QK^T and AV matmuls).
+    -> (ceiling, counted FLOPs)."""
     on_cpu = device.type == "cpu"
     recorder = CountedOps()
     with (sdpa_kernel(SDPBackend.MATH) if on_cpu else nullcontext()), recorder:
@@ -155,7 +157,7 @@ def matmul_ceiling(model, batch, device, peak, autocast=nullcontext(), min_s=0.0
             loss = model(batch)["loss"]
         loss.backward()
     model.zero_grad(set_to_none=True)
-    seconds = 0.0
+    at_peak = 0.0                                              # FLOPs the peak would do in the calls' time
     for key, count in recorder.calls.items():
         func, args, kwargs = key[0], rebuild(key[1], device), dict(rebuild(key[2], device))
         func(*args, **kwargs)                                  # warm-up
@@ -167,9 +169,9 @@ def matmul_ceiling(model, batch, device, peak, autocast=nullcontext(), min_s=0.0
             sync(device)
             times.append(time.perf_counter() - t0)
             total += times[-1]
-        seconds += count * statistics.median(times)
+        at_peak += count * statistics.median(times) * rate()
     flops = sum(recorder.flops[key] * count for key, count in recorder.calls.items())
-    return flops / seconds / peak, flops
+    return flops / at_peak, flops
 
 
 # ----------------------------------------------------------------------------
@@ -292,7 +294,7 @@ def bench_method(name, args, device, rate):
         times.append(step())
         peaks.append(rate())
     peak = statistics.median(peaks)
-    ceiling, _ = matmul_ceiling(raw, batch, device, peak, autocast)
+    ceiling, _ = matmul_ceiling(raw, batch, device, rate, autocast)
     mem = peak_memory(step, device)
     fwd, bwd, opt = (statistics.median(t[i] for t in times) for i in range(3))
     total = statistics.median(sum(t) for t in times)
@@ -303,7 +305,8 @@ def bench_method(name, args, device, rate):
             "step_ms": 1e3 * total, "fwd_ms": 1e3 * fwd, "bwd_ms": 1e3 * bwd, "opt_ms": 1e3 * opt,
             "clips_per_s": B / total, "tokens_per_s": B * frame_patches(batch, cfg.patch) / total,
             "gflop_per_step": flops / 1e9, "gflops": flops / total / 1e9, "peak_gflops": peak / 1e9,
-            "mfu": statistics.median(flops / sum(t) / p for t, p in zip(times, peaks)), "ceiling": ceiling, "peak_mem_MiB": mem / 2 ** 20}
+            "mfu": statistics.median(flops / sum(t) / p for t, p in zip(times, peaks)), "ceiling": ceiling,
+            "peak_mem_MiB": mem / 2 ** 20}
 
 
 def profile_step(name, step, device, out):

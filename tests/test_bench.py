@@ -3,6 +3,7 @@ counts them), not modelled: the count of one transformer block and of one patch 
 every method's step counted, the "matmuls alone" ceiling's replay, and the command's own output: the count in
 bench.json, no profiler lines between the tables."""
 import dataclasses
+import itertools
 import json
 
 import pytest
@@ -79,16 +80,18 @@ def test_a_described_tensor_is_made_again_with_its_shape_strides_and_dtype():
 
 def test_the_matmul_ceiling_weighs_each_counted_call_by_its_time_alone(monkeypatch):
     """A known answer: two D x D linear layers on data that needs no gradient run five counted matmuls a step of 2 B D^2
-    FLOPs each (two forward, two weight gradients, one input gradient: the second layer's), in three shapes. With a
-    clock that reads 1 ms more at every look, each replayed call takes 1 ms: the ceiling is 5 x 2 B D^2 FLOPs over
-    5 ms (each shape's time counted as often as the step runs it), over the peak."""
-    B, D, peak = 16, 32, 1e9
+    FLOPs each, in three shapes: the forward's (twice), then the two weight gradients' (one shape, twice) and the
+    second layer's input gradient. With a clock that reads 1 ms more at every look, each replayed call takes 1 ms, and
+    the large matmul timed after each shape reads 2, then 1 and 1 GFLOP/s: the calls were worth 2 x 2e6 + 3 x 1e6 FLOPs
+    at the peak of their moment, and the ceiling is 5 x 2 B D^2 over 7e6 (each shape counted as often as the step runs
+    it, each against the peak timed beside it)."""
+    B, D = 16, 32
     model = Loss(torch.nn.Sequential(torch.nn.Linear(D, D), torch.nn.Linear(D, D)))
-    clock = iter(range(10 ** 6))
+    clock, rates = iter(range(10 ** 6)), iter([2e9, 1e9, 1e9])
     monkeypatch.setattr(bench.time, "perf_counter", lambda: next(clock) * 1e-3)
-    ceiling, flops = bench.matmul_ceiling(model, {"x": torch.randn(B, D)}, torch.device("cpu"), peak)
+    ceiling, flops = bench.matmul_ceiling(model, {"x": torch.randn(B, D)}, torch.device("cpu"), lambda: next(rates))
     assert flops == 5 * 2 * B * D * D
-    assert ceiling == pytest.approx(flops / 5e-3 / peak)
+    assert ceiling == pytest.approx(flops / 7e6)
 
 
 @pytest.mark.parametrize("name", list(methods.METHODS))
@@ -98,7 +101,7 @@ def test_the_ceiling_replays_every_op_the_step_counts(name):
     torch.manual_seed(0)
     model = methods.MODELS[name](cfg)
     batch = bench.make_batch(name, cfg, 2, torch.device("cpu"))
-    ceiling, flops = bench.matmul_ceiling(model, batch, torch.device("cpu"), 1e9, min_s=0)
+    ceiling, flops = bench.matmul_ceiling(model, batch, torch.device("cpu"), lambda: 1e9, min_s=0)
     assert flops == bench.step_flops(model, batch) and ceiling > 0
 
 
@@ -121,7 +124,8 @@ def test_the_mfu_pairs_each_step_with_the_matmul_timed_after_it(monkeypatch):
     """A known answer on a host whose speed drifts: steps of 3, 12 and 6 ms (a fake clock), the large matmul timed
     after each at 1, 2 and 4 GFLOP/s. Step by step the ratios are F / 3e6, F / 24e6, F / 24e6: the MFU is their
     median, F / 24e6; the medians' ratio would say F / 12e6."""
-    now, tick, ticks = [0.0], [1e-3], iter([(1e9, 4e-3), (2e9, 2e-3), (4e9, 1e-3)])
+    now, tick = [0.0], [1e-3]
+    ticks = itertools.chain([(1e9, 4e-3), (2e9, 2e-3), (4e9, 1e-3)], itertools.repeat((1e9, 1e-3)))   # + ceiling
 
     def clock():                          # each look at the clock: one tick later (a step looks 4 times: 3 ticks)
         now[0] += tick[0]
