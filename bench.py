@@ -215,9 +215,10 @@ def matmul_timer(device, dtype):
     return rate
 
 
-def matmul_peak(device, dtype):
-    """FLOP/s of one large square matmul in `dtype`: the median of 10 timings after 2 warm-up ones."""
-    rate = matmul_timer(device, dtype)
+def matmul_peak(device, dtype, rate=None):
+    """FLOP/s of one large square matmul in `dtype` (or of `rate`, a matmul_timer): the median of 10 timings after 2
+    warm-up ones."""
+    rate = rate or matmul_timer(device, dtype)
     return statistics.median([rate() for _ in range(12)][2:])
 
 
@@ -1008,7 +1009,7 @@ def main(argv=None):
     dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
     machine, load = machine_name(device), os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     rate = matmul_timer(device, dtype)
-    peak = statistics.median([rate() for _ in range(12)][2:])
+    peak = matmul_peak(device, dtype, rate)
     header = (f"{machine}, load {load:.1f} | torch {torch.__version__} | preset {args.preset}, {args.precision}, "
               f"AdamW {args.adamw}{', compile' if args.compile else ''} | matmul peak at the start "
               f"{peak / 1e9:.1f} GFLOP/s")
