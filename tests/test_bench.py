@@ -5,6 +5,7 @@ bench.json, no profiler lines between the tables."""
 import dataclasses
 import itertools
 import json
+import os
 
 import pytest
 import torch
@@ -141,3 +142,18 @@ def test_the_mfu_pairs_each_step_with_the_matmul_timed_after_it(monkeypatch):
     flops = row["gflop_per_step"] * 1e9
     assert row["mfu"] == pytest.approx(flops / 24e6) and row["step_ms"] == pytest.approx(6)
     assert row["peak_gflops"] == pytest.approx(2)
+
+
+def test_step_ab_variants_are_the_same_step_and_leave_the_code_as_it_was(monkeypatch):
+    """scripts/step_ab.py (docs/performance.md): each fusion gives the base's loss; swapping the gates' u and r, or
+    dropping the 1/sqrt(d), would not. After it, the classes hold their own methods again."""
+    monkeypatch.syspath_prepend(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts"))
+    import step_ab
+    real = {v: getattr(cls, attr) for v, (cls, attr, *_) in step_ab.VARIANTS.items()}
+    for name in methods.MODELS:
+        cfg = methods.build_config(name, "tiny", ["depth=1"] + (["n_source=2"] if name == "rvm" else []))
+        rows = step_ab.compare(name, steps=0, batch_size=2, warmup=0, cfg=cfg)
+        assert len(rows) == (4 if name == "rvm" else 2)
+        for v, (loss, _) in rows.items():
+            assert loss == pytest.approx(rows[None][0], rel=1e-5), (name, v)
+    assert {v: getattr(cls, attr) for v, (cls, attr, *_) in step_ab.VARIANTS.items()} == real
