@@ -25,54 +25,30 @@ And RVM's `features` (a recurrent core: cost linear in T) against a joint space-
 (SIGMA's TubeViT over the whole video, no windows: attention ~ T^2), for each T of --frames.
 Output: a Markdown table on stdout, and bench.md, bench.json, rvm_scaling.png in --out.
 
---gpu-check (issue 44 sec. 4) runs every GPU path of the project on one CUDA device, a row each: for each method's
-small preset, 30 training steps with bf16 autocast and SDPA (the attention kernel that ran, from the profiler's op
-names), eager, under train.py's FSDP2 over a world of one process, and torch.compile'd; tokens/s, MFU over the bf16
-matmul peak measured in the same run, peak memory; then train.py for 5 steps, evaluate.py's probes on that
-checkpoint and the DAVIS fixture through evaluate.py --davis, all on the device. It writes gpu_check.json and
-gpu_check.md in --out and the GPU section of docs/performance.md, after every row.
-
---decoders DIR (issue 44 sec. 2) reads clips of the video files under DIR as train.py's pipeline does (the preset's
-clip length and size, default RVM small: 64 frames at 256 px, augmented, through data.make_loader) with each video
-decoder: data.read_clip (imageio-ffmpeg's ffmpeg in a pipe, the one the project uses), PyAV and torchcodec where they
-import (the same seek, and each frame made by data.frame_tensor, so only the decoding differs). Per decoder: clips/s
-for each --workers count, and the seconds of a 16-frame clip at the start and at the end of a 10-minute video made
-for the run (a key-frame interval apart when the reader seeks; decoding the whole video takes seconds). Writes
-decoders.md in --out.
+--gpu-check and --decoders DIR are bench_gpu.py's and bench_decoders.py's: their docstrings say what they
+measure.
 """
 import argparse
 import collections
-import dataclasses
-import importlib
-import importlib.metadata
 import itertools
 import json
 import os
 import platform
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-import traceback
 from contextlib import nullcontext
-from functools import partial
 
 # torch.profiler (peak_memory on the CPU, --profile) runs on Kineto, which logs every profiler start and stop
 # ("USDT: ... profiler_start") to stderr between the tables; level 6 is above its highest (USDT = 5). Read when the
 # first profiler starts, so setting it here is enough; a KINETO_LOG_LEVEL of the user's own is kept.
 os.environ.setdefault("KINETO_LOG_LEVEL", "6")
 
-import imageio_ffmpeg  # noqa: E402
 import torch  # noqa: E402
-import torch.distributed as dist  # noqa: E402
 from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: E402
-from torch.utils.data import Dataset  # noqa: E402
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode, flop_registry  # noqa: E402
 
-import data  # noqa: E402
 import methods  # noqa: E402
 import runs  # noqa: E402
 import sigma  # noqa: E402
@@ -393,506 +369,11 @@ def plot_scaling(res, path):
 
 
 # ----------------------------------------------------------------------------
-# real videos at training speed (issue 44 sec. 2): data.read_clip's ffmpeg pipe against PyAV and torchcodec
-
-
-def read_clip_av(path, start, num_frames, size=None, fps=None):
-    """data.read_clip through PyAV, in this process: seek to the key frame at or before the clip's first frame,
-    decode from there and drop the frames before it, as ffmpeg's input seeking does; each frame as data makes it."""
-    import av
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        first = (start - 0.5) / (fps or float(stream.average_rate))   # seconds; half a frame early, as read_clip
-        if start > 0:
-            container.seek(int(first / stream.time_base), stream=stream, backward=True)
-        frames = []
-        for frame in container.decode(stream):
-            if frame.time >= first:
-                frames.append(data.frame_tensor(frame.to_ndarray(format="rgb24"), path, size))
-            if len(frames) == num_frames:
-                break
-    return torch.stack(frames)   # (n, 3, H, W)
-
-
-def read_clip_torchcodec(path, start, num_frames, size=None, fps=None):
-    """data.read_clip through torchcodec, by frame index. "approximate" seeking takes frame i at i / fps of the
-    header's rate, as read_clip does ("exact" would first scan the whole file to index it); fps is not used."""
-    from torchcodec.decoders import VideoDecoder
-    decoder = VideoDecoder(str(path), seek_mode="approximate", dimension_order="NHWC")
-    frames = decoder.get_frames_in_range(start, min(start + num_frames, decoder.metadata.num_frames)).data
-    return torch.stack([data.frame_tensor(f, path, size) for f in frames.numpy()])   # (n, 3, H, W)
-
-
-# name -> (reader with data.read_clip's signature, the module it needs, its distribution for the version)
-DECODERS = {"imageio": (data.read_clip, "imageio_ffmpeg", "imageio-ffmpeg"),
-            "av": (read_clip_av, "av", "av"),
-            "torchcodec": (read_clip_torchcodec, "torchcodec.decoders", "torchcodec")}
-
-
-def decoder_version(name):
-    """(version, None) for a decoder whose package imports, else (None, why not, in one line)."""
-    _, module, dist = DECODERS[name]
-    try:
-        importlib.import_module(module)
-    except Exception as e:   # ImportError when absent; torchcodec raises RuntimeError without FFmpeg's libraries
-        return None, f"{type(e).__name__}: {runs.first_line(e)}"
-    return importlib.metadata.version(dist), None
-
-
-class DecodedClips(Dataset):
-    """The same clips for every decoder: item i is clips[i % len(clips)], a (path, start, fps), read by `read` at
-    `size` and augmented as VideoFolder augments it (train.py's pipeline for a folder of videos)."""
-
-    def __init__(self, clips, clip_len, size, read):
-        self.clips, self.clip_len, self.size, self.read = clips, clip_len, size, read
-
-    def __len__(self):
-        return data.ENDLESS
-
-    def __getitem__(self, index):
-        path, start, fps = self.clips[index % len(self.clips)]
-        clip = self.read(path, start, self.clip_len, self.size, fps)   # (T, 3, size, size)
-        return {"video": data.augment_clip(clip, data.item_generator(0, index), out_size=self.size)}
-
-
-def draw_clips(root, clip_len, size, n, seed=0):
-    """n clips (path, start, fps) of the video files under root, the videos in turn, each start uniform as in
-    VideoFolder (which indexes them from their headers)."""
-    videos = [v for v in data.VideoFolder(root, clip_len, size).videos if isinstance(v, tuple)]   # not GIFs
-    if not videos:
-        raise ValueError(f"no video file under {root} (GIFs and frame folders have no decoder to compare)")
-    g = torch.Generator().manual_seed(seed)
-    return [(path, int(torch.randint(frames - clip_len + 1, (), generator=g)), fps)
-            for path, frames, fps in (videos[i % len(videos)] for i in range(n))]
-
-
-def clips_per_s(dataset, workers, clips):
-    """Clips per second through data.make_loader (batches of one clip) with `workers` loader workers: the time of
-    `clips` batches after 2 per worker of warm-up (start-up, imports, a full prefetch queue)."""
-    loader = data.make_loader(dataset, 1, workers=workers)
-    for _ in range(max(1, 2 * workers)):
-        next(loader)
-    t0 = time.perf_counter()
-    for _ in range(clips):
-        next(loader)
-    return clips / (time.perf_counter() - t0)
-
-
-def make_long_video(path, minutes=10, fps=25):
-    """A test video of `minutes` (ffmpeg's testsrc2 pattern, 160 x 120, H.264 with B-frames and a key frame every
-    250 frames), made by imageio-ffmpeg's ffmpeg in a few seconds -> (path, frames, fps)."""
-    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i",
-                    f"testsrc2=size=160x120:rate={fps}", "-t", str(60 * minutes), "-c:v", "libx264", "-preset",
-                    "veryfast", "-g", "250", "-pix_fmt", "yuv420p", str(path)], check=True, timeout=600)
-    return path, round(60 * minutes * fps), fps
-
-
-def seek_seconds(read, path, start, fps, repeats=3):
-    """Seconds to read the 16 frames at `start` of a video at its own size: the best of `repeats`."""
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        read(path, start, 16, None, fps)
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
-
-def bench_decoders(drawn, clip_len, size, workers, clips, long_video, decoders=DECODERS):
-    """One row per decoder: clips/s of the `drawn` clips (clip_len frames at size x size) for each loader worker
-    count, and the seconds of a 16-frame clip at the start and 60 frames before the end of long_video (path,
-    frames, fps). A decoder that does not import gets a row that says why."""
-    long_path, long_frames, long_fps = long_video
-    rows = []
-    for name, (read, _, _) in decoders.items():
-        version, why = decoder_version(name) if name in DECODERS else ("fake", None)   # tests pass fake decoders
-        row = {"decoder": name, "version": version, "error": why}
-        if why is None:
-            dataset = DecodedClips(drawn, clip_len, size, read)
-            row["clips_per_s"] = {w: clips_per_s(dataset, w, clips) for w in workers}
-            row["first_s"] = seek_seconds(read, long_path, 0, long_fps)
-            row["late_s"] = seek_seconds(read, long_path, long_frames - 60, long_fps)
-            print(f"{name}: " + ", ".join(f"{r:.2f} clips/s ({w} workers)" for w, r in row["clips_per_s"].items())
-                  + f", late clip {row['late_s']:.3f} s", flush=True)
-        rows.append(row)
-    return rows
-
-
-def decoder_markdown(rows, workers):
-    """The --decoders table; each rate with its ratio to the first row's (imageio's) at the same worker count."""
-    base = rows[0].get("clips_per_s", {})
-    lines = ["| decoder | version | " + " | ".join(f"clips/s, {w} worker{'s' * (w != 1)}" for w in workers)
-             + " | s per first 16-frame clip | s per late 16-frame clip |", "|" + "---|" * (len(workers) + 4)]
-    for r in rows:
-        if r["error"]:
-            lines.append(f"| {r['decoder']} | not usable: {r['error']} |" + " |" * (len(workers) + 2))
-            continue
-        rates = [f"{r['clips_per_s'][w]:.2f}" + (f" ({r['clips_per_s'][w] / base[w]:.2f}x)" if w in base else "")
-                 for w in workers]
-        lines.append(f"| {r['decoder']} | {r['version']} | " + " | ".join(rates)
-                     + f" | {r['first_s']:.3f} | {r['late_s']:.3f} |")
-    return "\n".join(lines)
-
-
-def main_decoders(parser, args):
-    """--decoders: the clip readers on the videos under args.decoders at the preset's clip length and size."""
-    cfg = getattr(methods.METHODS["rvm" if args.method == "all" else args.method].Config, args.preset)()
-    # one thread, as in a loader worker (DataLoader sets it there): the seek timings run in this process, and on a
-    # busy machine two threads that wait for each other made 16 frames' conversion cost 0.4 s instead of 0.01 s
-    torch.set_num_threads(1)
-    try:
-        drawn = draw_clips(args.decoders, cfg.clip_len, cfg.img_size, args.clips)
-    except (ValueError, FileNotFoundError) as e:
-        parser.error(f"--decoders: {runs.first_line(e)}")
-    load = os.getloadavg()[0]
-    header = (f"{machine_name(torch.device('cpu'))}, load {load:.1f} | torch {torch.__version__} | "
-              f"{args.preset} preset: clips of {cfg.clip_len} frames at {cfg.img_size} px, augmented | "
-              f"{args.clips} clips per measure, loader batches of one")
-    print(header, flush=True)
-    with tempfile.TemporaryDirectory(prefix="bench-decoders-") as work:
-        long_video = make_long_video(os.path.join(work, "ten_minutes.mp4"))
-        rows = bench_decoders(drawn, cfg.clip_len, cfg.img_size, args.workers, args.clips, long_video)
-    header += f" | load after {os.getloadavg()[0]:.1f}"
-    table = decoder_markdown(rows, args.workers)
-    print("\n" + header + "\n\n" + table)
-    os.makedirs(args.out, exist_ok=True)
-    runs.write_atomic(os.path.join(args.out, "decoders.md"), header + "\n\n" + table + "\n")
-    print(f"\nwrote {args.out}/decoders.md")
-
-
-# ----------------------------------------------------------------------------
-# the GPU check (issue 44 sec. 4): every GPU path of the project, one row each, within the eight minutes the issue gives
+# main
 
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
-GPU_CHECK_BUDGET_S = 420   # rows start only while they fit here: the issue's 8 minutes less start-up and the writes
-GPU_SECTION = "## GPU check"   # the heading docs/performance.md's GPU section starts with (replaced on each run)
-# the aten op F.scaled_dot_product_attention dispatched to (forward or backward) -> the kernel family that ran
-ATTENTION_OPS = {"_scaled_dot_product_flash_attention": "flash",
-                 "_scaled_dot_product_flash_attention_for_cpu": "flash (CPU)",
-                 "_scaled_dot_product_efficient_attention": "memory-efficient",
-                 "_scaled_dot_product_cudnn_attention": "cudnn",
-                 "_scaled_dot_product_fused_attention_overrideable": "fused (overrideable)",
-                 "_scaled_dot_product_attention_math": "math",
-                 "_scaled_dot_product_attention_math_for_mps": "math"}
-
-
-def attention_family(op):
-    """The SDPA kernel family of one aten op name (forward or backward, "aten::" or not), or None."""
-    op = op.split("::")[-1]
-    return ATTENTION_OPS.get(op[:-len("_backward")] if op.endswith("_backward") else op)
-
-
-def kernel_family(kernel):
-    """The SDPA kernel family of one CUDA kernel's name, or None, by the words the libraries name their kernels
-    with (pytorch_flash::flash_fwd_kernel, fmha_cutlassF_..._sm80 of PyTorchMemEffAttention, cudnn's sdpa kernels,
-    which say "flash" too: cudnn is tested first)."""
-    low = kernel.lower()
-    if "cudnn" in low and any(w in low for w in ("sdpa", "fmha", "attention", "flash")):
-        return "cudnn"
-    if "flash" in low:
-        return "flash"
-    if any(w in low for w in ("fmha", "memeff", "mem_eff", "efficient_attention")):
-        return "memory-efficient"
-    return None
-
-
-def attention_kernels(ops, kernels=()):
-    """The SDPA kernel families that ran, e.g. "flash" or "flash, math", from the profiler's aten op names, or
-    where none of those is an attention op (a compiled graph's own kernels), from its CUDA kernel names; "none
-    seen" if neither says."""
-    found = {f for f in map(attention_family, ops) if f} or {f for f in map(kernel_family, kernels) if f}
-    return ", ".join(sorted(found)) or "none seen"
-
-
-def profile_attention(step, device):
-    """Which attention kernel one call of step() ran, from torch.profiler's op and kernel names."""
-    acts = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA]
-                                                    if device.type == "cuda" else [])
-    with torch.profiler.profile(activities=acts) as prof:
-        step()
-        sync(device)
-    events = prof.events()
-    return attention_kernels({e.name for e in events if e.name.startswith("aten::")},
-                             {e.name for e in events if e.device_type == torch.autograd.DeviceType.CUDA})
-
-
-class OneProcessGroup:
-    """A world of one process for FSDP2 on one device (nccl on CUDA, gloo on the CPU) over a file:// rendezvous
-    in a fresh temporary folder (no port to race for); a group that exists already (a test's) is used and kept."""
-
-    def __init__(self, device):
-        self.device, self.made, self.folder = device, False, None
-
-    def __enter__(self):
-        if not dist.is_initialized():
-            self.folder = tempfile.mkdtemp(prefix="bench-pg-")
-            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo", rank=0, world_size=1,
-                                    init_method=f"file://{os.path.join(self.folder, 'rendezvous')}")
-            self.made = True
-        return self
-
-    def __exit__(self, *exc):
-        if self.made:
-            dist.destroy_process_group()
-            shutil.rmtree(self.folder, ignore_errors=True)
-
-
-def fsdp_model(name, cfg, B, device):
-    """train.py's own FSDP2 model (train.make_model: each Block and CrossBlock sharded, then the root, with the
-    bf16 MixedPrecisionPolicy of a bf16 run) over the current process group -> the sharded module."""
-    import train   # here: bench.py's other paths need nothing of train.py
-    settings = dict.fromkeys(f.name for f in dataclasses.fields(train.Settings))
-    settings.update(method=name, seed=0, dist="fsdp", compile=False)
-    place = train.Place(distributed=True, own_group=False, use_cuda=device.type == "cuda", device=device,
-                        rank=dist.get_rank(), world=dist.get_world_size(), micro=B, bf16=True)
-    _, raw = train.make_model(train.Settings(**settings), cfg, place, {})
-    return raw
-
-
-def check_train_row(name, mode, cfg, B, device, peak, steps, warmup):
-    """One row of the check: `steps` timed training steps of method `name` as train.py runs them (bf16 autocast
-    around forward and loss, fused AdamW, grad clip), mode "eager", "compile" (torch.compile of the whole model, as
-    train.py --compile) or "fsdp2" (fsdp_model over the current process group). -> the row's numbers."""
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16)
-    batch = make_batch(name, cfg, B, device)
-    torch.manual_seed(0)
-    plain = methods.MODELS[name](cfg).to(device)
-    flops = step_flops(plain, batch, autocast)   # the same FLOPs in every mode; the counter sees the plain model
-    if mode == "fsdp2":
-        del plain                                 # not in the row's memory
-        raw = fsdp_model(name, cfg, B, device)
-    else:
-        raw = plain
-    model = torch.compile(raw) if mode == "compile" else raw
-    model.train()
-    optimizer = torch.optim.AdamW(methods.param_groups(raw, cfg.weight_decay), lr=1e-4, betas=tuple(cfg.betas),
-                                  fused=True)
-
-    def step():
-        with autocast:
-            loss = model(batch)["loss"]
-        loss.backward()
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(raw.parameters(), cfg.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    if device.type == "cuda":
-        sync(device)
-        torch.cuda.reset_peak_memory_stats(device)
-    t0 = time.perf_counter()
-    step()                     # the first step: allocations, kernel choices, and with compile the compilation
-    sync(device)
-    first = time.perf_counter() - t0
-    for _ in range(warmup):
-        step()
-    sync(device)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    sync(device)
-    per_step = (time.perf_counter() - t0) / steps
-    peak_mem = torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.type == "cuda" else None
-    attention = profile_attention(step, device)
-    return {"batch": B, "steps": steps, "ms_per_step": 1e3 * per_step,
-            "tokens_per_s": B * frame_patches(batch, cfg.patch) / per_step, "gflop_per_step": flops / 1e9,
-            "mfu": flops / per_step / peak, "peak_mem_GiB": peak_mem, "attention": attention, "first_step_s": first}
-
-
-def run_command(cmd, timeout):
-    """One of the project's commands in a subprocess (its output printed here when it ends) -> {"status"}: "ok", or
-    "failed" with its exit code and the last line it printed."""
-    try:
-        res = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                             timeout=timeout)
-    except subprocess.TimeoutExpired as e:
-        out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
-        print(out, end="", flush=True)
-        return {"status": f"failed: no end in {timeout} s"}
-    print(res.stdout, end="", flush=True)
-    last = next((line.strip() for line in reversed(res.stdout.splitlines()) if line.strip()), "")
-    return {"status": "ok" if res.returncode == 0 else f"failed (exit {res.returncode}): {last}"}
-
-
-def command_plan(preset, device, work, method="rvm"):
-    """The check's command rows: train.py on the device for a few steps (the small checkpoint the probes read),
-    evaluate.py's probes on it (fewer videos than its defaults: this checks that the probes run on the device, it
-    does not score the model), and the DAVIS fixture through evaluate.py --davis when davis.py is here.
-    -> [(label, estimate s, [commands], timeout s)], and a note when the DAVIS row is left out."""
-    py, ckpt = sys.executable, os.path.join(work, "train", "ckpt.pt")
-    train_cmd = [py, "train.py", "--method", method, "--preset", preset, "--steps", "5", "--batch-size", "8",
-                 "--log-every", "1", "--ckpt-every", "0", "--device", device, "--out", os.path.join(work, "train")]
-    eval_cmd = [py, "evaluate.py", "--ckpt", ckpt, "--device", device, "--out", os.path.join(work, "eval"),
-                "--iou-videos", "4", "--frames", "8", "--probe-train", "4", "--probe-test", "4", "--probe-frames", "8",
-                "--shapes-videos", "2", "--kind-videos", "8", "--kind-frames", "8", "--lengths", "8,16"]
-    plan = [(f"train.py {method}, 5 steps", 60, [train_cmd], 240),
-            (f"evaluate.py probes ({method}, 5-step checkpoint)", 90, [eval_cmd], 300)]
-    if not os.path.exists(os.path.join(ROOT, "davis.py")):
-        return plan, "DAVIS fixture: skipped, davis.py is not in this checkout"
-    fixture = os.path.join(work, "davis")
-    plan.append((f"DAVIS fixture, evaluate.py --davis ({method})", 60,
-                 [[py, "davis.py", "--make-fixture", fixture],
-                  [py, "evaluate.py", "--davis", fixture, "--ckpt", ckpt, "--device", device,
-                   "--out", os.path.join(work, "davis-eval")]], 300))
-    return plan, None
-
-
-GPU_COLUMNS = [("row", "row", "{}"), ("batch", "batch", "{}"), ("ms_per_step", "ms/step", "{:.1f}"),
-               ("speedup", "x eager", "{:.2f}"),
-               ("tokens_per_s", "tokens/s", "{:,.0f}"), ("mfu", "MFU", "{:.1%}"),
-               ("peak_mem_GiB", "peak GiB", "{:.2f}"),
-               ("attention", "attention kernel", "{}"), ("first_step_s", "first step s", "{:.1f}"),
-               ("seconds", "row s", "{:.0f}"), ("status", "status", "{}")]
-
-
-def gpu_table(rows):
-    """The check's rows as one Markdown table; a field a row does not have is a dash."""
-    def cell(row, key, fmt):
-        value = row.get(key)
-        return "-" if value is None else fmt.format(value).replace("|", "/")
-    lines = ["| " + " | ".join(h for _, h, _ in GPU_COLUMNS) + " |", "|" + "---|" * len(GPU_COLUMNS)]
-    return "\n".join(lines + ["| " + " | ".join(cell(r, k, f) for k, _, f in GPU_COLUMNS) + " |" for r in rows])
-
-
-def gpu_section(rows, meta, notes, done):
-    """docs/performance.md's GPU section: dated heading, the command, the device, the table, the notes. `done`
-    False: the run is still going (the section is written after every row, so a run cut short leaves its rows)."""
-    state = "" if done else f"\n\n**In progress**: {len(rows)} of {meta['planned']} rows so far."
-    head = (f"{GPU_SECTION}, {meta['date']}\n\n`{meta['command']}` on {meta['device']} ({meta['torch']}): preset "
-            f"{meta['preset']}, bf16 autocast, batch {meta['batch']}, {meta['steps']} timed steps after the first "
-            f"and {meta['warmup']} more; bf16 matmul peak {meta['peak_tflops']:.1f} TFLOP/s (one "
-            f"{meta['peak_n']} x {meta['peak_n']} matmul measured in the same run), the denominator of the MFU. "
-            f"tokens/s counts the patches of every frame of a clip (masked ones too); peak GiB is "
-            f"torch.cuda.max_memory_allocated over the row; first step s includes compiling; x eager is the eager "
-            f"row's step time over this row's (> 1: faster). The FSDP2 rows are train.py's FSDP2 (bf16 "
-            f"MixedPrecisionPolicy) over a world of one process.")
-    listed = "\n\n" + "\n".join(f"- {n}" for n in notes) if notes else ""
-    return head + state + "\n\n" + gpu_table(rows) + listed + "\n"
-
-
-def replace_section(text, section):
-    """`text` (a Markdown file) with its GPU section (from its GPU_SECTION heading to the next "## " heading)
-    replaced by `section`; a file without one gets it before its first dated "## " section, or at its end."""
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.startswith(GPU_SECTION)), None)
-    if start is None:
-        at = next((i for i, line in enumerate(lines) if line.startswith("## ")), len(lines))
-        before = "".join(lines[:at])
-        sep = "" if not before or before.endswith("\n\n") else ("\n" if before.endswith("\n") else "\n\n")
-        return before + sep + section + ("\n" if at < len(lines) else "") + "".join(lines[at:])
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    return "".join(lines[:start]) + section + ("\n" if end < len(lines) else "") + "".join(lines[end:])
-
-
-def format_s(seconds):
-    seconds = int(round(seconds))
-    return f"{seconds // 60}m{seconds % 60:02d}s"
-
-
-def gpu_check(args, device, work, argv, names=None, kinds=("eager", "fsdp2", "commands", "compile"), configs=None):
-    """The check: the bf16 matmul peak, then each row of the plan in turn (a progress line with the ETA before it,
-    its result after), each row's failure caught and reported in its row, gpu_check.json and gpu_check.md in
-    args.out and the GPU section of args.doc written after every row. Rows start only while their estimate fits
-    the budget. names, kinds, configs ({name: Config}): a part of the plan, other models (the tests run a part
-    on the CPU, on one-block models). -> the rows."""
-    names = names or list(methods.METHODS)
-    B = args.batch_size or {"tiny": 8, "small": 32}[args.preset]
-    peak = matmul_peak(device, torch.bfloat16)
-    peak_n = 8192 if device.type == "cuda" else 1024   # matmul_peak's size
-    cfgs = {name: getattr(methods.METHODS[name].Config, args.preset)() for name in names}
-    cfgs.update(configs or {})
-
-    def train_row(name, mode):
-        if mode != "fsdp2":
-            row = check_train_row(name, mode, cfgs[name], B, device, peak, args.steps, args.warmup)
-        else:
-            with OneProcessGroup(device):
-                row = check_train_row(name, mode, cfgs[name], B, device, peak, args.steps, args.warmup)
-        eager = next((r for r in rows if r["row"] == f"{name} eager" and "ms_per_step" in r), None)
-        if mode != "eager" and eager:   # the eager step time over this mode's: > 1 is faster
-            row["speedup"] = eager["ms_per_step"] / row["ms_per_step"]
-        return row
-
-    def command_row(commands, timeout):
-        for cmd in commands:   # a command that hangs ends with the budget, not after its own timeout
-            result = run_command(cmd, max(30, min(timeout, int(args.budget - (time.perf_counter() - t_start)))))
-            if result["status"] != "ok":
-                break
-        return {**result, "command": " && ".join(" ".join(c[1:]) for c in commands)}
-
-    plan, notes = [], []   # (label, kind, estimate s, function)
-    if "eager" in kinds:
-        plan += [(f"{name} eager", "eager", 20, partial(train_row, name, "eager")) for name in names]
-    if "fsdp2" in kinds:
-        plan += [(f"{name} FSDP2 (1 process)", "fsdp2", 20, partial(train_row, name, "fsdp2")) for name in names]
-    if "commands" in kinds:
-        commands, skipped = command_plan(args.preset, device.type, work)
-        plan += [(label, "commands", est, partial(command_row, cmds, timeout))
-                 for label, est, cmds, timeout in commands]
-        notes.append(skipped)
-    if "compile" in kinds:   # last: the slowest rows, the first to go when time runs short
-        plan += [(f"{name} compile", "compile", 90, partial(train_row, name, "compile")) for name in names]
-    notes = [n for n in notes if n]
-    meta = {"date": time.strftime("%Y-%m-%d", time.gmtime()), "command": "python bench.py " + " ".join(argv),
-            "device": machine_name(device) + (f" (sm {'.'.join(map(str, torch.cuda.get_device_capability(device)))})"
-                                              if device.type == "cuda" else ""),
-            "torch": f"torch {torch.__version__}" + (f", CUDA {torch.version.cuda}" if torch.version.cuda else ""),
-            "preset": args.preset, "batch": B, "steps": args.steps, "warmup": args.warmup, "peak_tflops": peak / 1e12,
-            "peak_n": peak_n, "planned": len(plan), "budget_s": args.budget}
-    print(f"GPU check: {meta['device']}, {meta['torch']} | bf16 matmul peak {peak / 1e12:.1f} TFLOP/s | "
-          f"{len(plan)} rows, budget {format_s(args.budget)}", flush=True)
-
-    rows, spent, t_start = [], {}, time.perf_counter()
-
-    def estimate(kind, default):   # a kind's longest row so far, once one has run
-        return max(spent.get(kind, [default]))
-
-    def write(done):
-        section = gpu_section(rows, meta, notes, done)
-        runs.write_atomic(os.path.join(args.out, "gpu_check.json"),
-                          json.dumps({**meta, "done": done, "rows": rows, "notes": notes}, indent=1))
-        runs.write_atomic(os.path.join(args.out, "gpu_check.md"), section)
-        old = open(args.doc).read() if os.path.exists(args.doc) else "# Performance\n"
-        runs.write_atomic(args.doc, replace_section(old, section))
-
-    for i, (label, kind, default, fn) in enumerate(plan, 1):
-        elapsed = time.perf_counter() - t_start
-        left = sum(estimate(k, d) for _, k, d, _ in plan[i - 1:])
-        row = {"row": label, "kind": kind}
-        if elapsed + estimate(kind, default) > args.budget:
-            row["status"] = f"skipped: it would end past the {args.budget} s budget"
-            print(f"[{i}/{len(plan)}] {label}: {row['status']}", flush=True)
-        else:
-            print(f"[{i}/{len(plan)}] {label} | elapsed {format_s(elapsed)}, ETA {format_s(left)}", flush=True)
-            t0 = time.perf_counter()
-            try:
-                row.update(fn())
-                row.setdefault("status", "ok")
-            except Exception as e:   # the check reports what breaks and goes on with the next row
-                traceback.print_exc()
-                row["status"] = f"failed: {type(e).__name__}: {runs.first_line(e)}"[:200]
-            finally:
-                if kind == "compile":
-                    torch._dynamo.reset()   # the compiled graphs of this model go with it
-                if device.type == "cuda":
-                    torch.cuda.empty_cache()
-            row["seconds"] = time.perf_counter() - t0
-            spent.setdefault(kind, []).append(row["seconds"])
-            summary = (f"{row['ms_per_step']:.1f} ms/step, MFU {row['mfu']:.1%}, attention {row['attention']}"
-                       if "ms_per_step" in row else row["status"])
-            print(f"[{i}/{len(plan)}] {label}: {summary} ({row['seconds']:.0f} s)", flush=True)
-        rows.append(row)
-        write(done=False)
-    write(done=True)
-    total = time.perf_counter() - t_start
-    print(f"\n{gpu_table(rows)}\n\nGPU check: {format_s(total)}; wrote {args.out}/gpu_check.json, gpu_check.md "
-          f"and the GPU section of {args.doc}", flush=True)
-    return rows
-
-
-# ----------------------------------------------------------------------------
-# main
-
+GPU_CHECK_BUDGET_S = 420   # --gpu-check: rows start while they fit here (the issue's 8 minutes less start-up, writes)
 
 COLUMNS = [("method", "method", "{}"), ("params_M", "params (M)", "{:.2f}"), ("batch", "batch", "{}"),
            ("step_ms", "ms/step", "{:.1f}"), ("fwd_ms", "fwd ms", "{:.1f}"), ("bwd_ms", "bwd ms", "{:.1f}"),
@@ -986,7 +467,8 @@ def main(argv=None):
     if reason:
         parser.error(reason)
     if args.gpu_check:
-        return main_gpu_check(parser, args, argv)
+        import bench_gpu   # here: the plain benchmark needs none of it
+        return bench_gpu.main_gpu_check(parser, args, argv)
     if args.decoders:
         try:
             args.workers = [int(w) for w in args.workers.split(",")]
@@ -994,7 +476,8 @@ def main(argv=None):
             args.workers = [-1]
         if min(args.workers) < 0 or args.clips < 1:
             parser.error("--workers expects comma-separated counts >= 0, e.g. 1,4; --clips >= 1")
-        return main_decoders(parser, args)
+        import bench_decoders
+        return bench_decoders.main_decoders(parser, args)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     try:
@@ -1034,22 +517,6 @@ def main(argv=None):
                                   "peak_flops": peak, "steps": rows, "scaling": scaling}, indent=1))
     print(f"\nwrote {args.out}/bench.md, bench.json" + (", rvm_scaling.png" if scaling else ""))
 
-
-def main_gpu_check(parser, args, argv):
-    """--gpu-check: its own inputs checked, then gpu_check on the current CUDA device; exit 1 if a row failed."""
-    if args.budget < 1:
-        parser.error(f"--budget must be >= 1 second; got {args.budget}")
-    if os.path.isdir(args.doc) or runs.check_out_folder(os.path.dirname(os.path.abspath(args.doc)), "--doc"):
-        parser.error(f"--doc {args.doc} must be a Markdown file in a writable folder")
-    device = torch.device("cuda", torch.cuda.current_device())
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True   # as train.py
-    os.makedirs(args.out, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="gpu-check-") as work:   # the commands' runs and fixture
-        rows = gpu_check(args, device, work, argv)
-    failed = [r["row"] for r in rows if r["status"].startswith("failed")]
-    if failed:
-        print(f"failed rows: {', '.join(failed)}", file=sys.stderr, flush=True)
-        sys.exit(1)
 
 
 if __name__ == "__main__":

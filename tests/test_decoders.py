@@ -6,7 +6,7 @@ import torch
 
 import imageio.v3 as iio
 
-import bench
+import bench_decoders
 import data
 from test_data import _frame_colours, _frame_index
 
@@ -17,7 +17,7 @@ def test_the_table_gives_each_rate_against_imageio_and_why_a_decoder_is_missing(
             {"decoder": "av", "version": "18.1.0", "error": None, "clips_per_s": {1: 1.5, 4: 2.5},
              "first_s": 0.02, "late_s": 0.03},
             {"decoder": "torchcodec", "version": None, "error": "RuntimeError: Could not load libtorchcodec."}]
-    lines = bench.decoder_markdown(rows, [1, 4]).splitlines()
+    lines = bench_decoders.decoder_markdown(rows, [1, 4]).splitlines()
     assert lines[0] == ("| decoder | version | clips/s, 1 worker | clips/s, 4 workers | s per first 16-frame clip "
                         "| s per late 16-frame clip |")
     assert lines[2] == "| imageio | 0.8.1 | 1.00 (1.00x) | 2.00 (1.00x) | 0.050 | 0.060 |"
@@ -27,9 +27,10 @@ def test_the_table_gives_each_rate_against_imageio_and_why_a_decoder_is_missing(
 
 
 def test_a_decoder_that_does_not_import_says_why_in_one_line(monkeypatch):
-    monkeypatch.setitem(bench.DECODERS, "missing", (None, "no_such_decoder_module", "no-such-decoder"))
-    assert bench.decoder_version("missing") == (None, "ModuleNotFoundError: No module named 'no_such_decoder_module'")
-    version, why = bench.decoder_version("imageio")   # always there: requirements.txt
+    monkeypatch.setitem(bench_decoders.DECODERS, "missing", (None, "no_such_decoder_module", "no-such-decoder"))
+    assert bench_decoders.decoder_version("missing") == (
+        None, "ModuleNotFoundError: No module named 'no_such_decoder_module'")
+    version, why = bench_decoders.decoder_version("imageio")   # always there: requirements.txt
     assert why is None and version
 
 
@@ -42,16 +43,17 @@ def _fake_read(path, start, num_frames, size=None, fps=None):
 def test_the_measurement_runs_every_decoder_on_the_same_clips(tmp_path):
     for name, T in (("a.mp4", 12), ("b.mp4", 20)):
         iio.imwrite(tmp_path / name, np.zeros((T, 16, 16, 3), np.uint8), fps=10)
-    drawn = bench.draw_clips(tmp_path, clip_len=4, size=8, n=6)
+    drawn = bench_decoders.draw_clips(tmp_path, clip_len=4, size=8, n=6)
     assert [p.name for p, _, _ in drawn] == ["a.mp4", "b.mp4"] * 3                  # the videos in turn
     assert all(0 <= s <= (12 if p.name == "a.mp4" else 20) - 4 for p, s, _ in drawn)
-    assert drawn == bench.draw_clips(tmp_path, clip_len=4, size=8, n=6)             # the same for every decoder
-    long_video = bench.make_long_video(tmp_path / "long.mp4", minutes=0.1)
+    assert drawn == bench_decoders.draw_clips(tmp_path, clip_len=4, size=8, n=6)    # the same for every decoder
+    long_video = bench_decoders.make_long_video(tmp_path / "long.mp4", minutes=0.1)
     assert long_video[1:] == (150, 25) and data.video_info(long_video[0]) == (150, 25)
-    rows = bench.bench_decoders(drawn, 4, 8, [0, 1], 2, long_video, decoders={"fake": (_fake_read, None, None)})
+    rows = bench_decoders.bench_decoders(drawn, 4, 8, [0, 1], 2, long_video,
+                                         decoders={"fake": (_fake_read, None, None)})
     assert rows[0]["decoder"] == "fake" and set(rows[0]["clips_per_s"]) == {0, 1}
     assert all(r > 0 for r in rows[0]["clips_per_s"].values()) and rows[0]["late_s"] > 0
-    item = bench.DecodedClips(drawn, 4, 8, data.read_clip)[7]
+    item = bench_decoders.DecodedClips(drawn, 4, 8, data.read_clip)[7]
     assert item["video"].shape == (4, 3, 8, 8)
 
 
@@ -69,10 +71,10 @@ def indexed_video(tmp_path_factory):
 def test_a_decoder_reads_the_clip_read_clip_reads(name, indexed_video):
     """Same count, same first frame after a seek (before, on and after the key frame at 250, and cut at the end),
     frames within a level or two of imageio's (the same FFmpeg conversion to RGB, or a close one)."""
-    _, why = bench.decoder_version(name)
+    _, why = bench_decoders.decoder_version(name)
     if why:
         pytest.skip(f"{name} not usable here: {why}")
-    read = bench.DECODERS[name][0]
+    read = bench_decoders.DECODERS[name][0]
     for start, size in ((0, None), (1, None), (7, 16), (249, None), (250, None), (251, 16), (290, None)):
         expected, clip = data.read_clip(indexed_video, start, 16, size, 10), read(indexed_video, start, 16, size, 10)
         assert clip.shape == expected.shape, (start, clip.shape, expected.shape)

@@ -22,6 +22,7 @@ import pytest
 import torch
 
 import bench
+import bench_gpu
 import evaluate
 import methods
 import train
@@ -70,7 +71,7 @@ def mixed_precision_worker(rank, world_size, result):
     """train.make_model's FSDP2 model with bf16 on: the dtypes the blocks compute in, the parameters' dtype, the
     gradients' dtype after a step; rank 0 saves them."""
     cfg = train.build_config("siammae", "tiny", SMALL["siammae"])
-    raw = bench.fsdp_model("siammae", cfg, 2, torch.device("cpu"))
+    raw = bench_gpu.fsdp_model("siammae", cfg, 2, torch.device("cpu"))
     seen = []
     block = next(m for m in raw.modules() if isinstance(m, vit.Block))
     block.attn.q.register_forward_hook(lambda mod, args, out: seen.append((mod.weight.dtype, out.dtype)))
@@ -140,7 +141,7 @@ def test_gpu_check_refuses_without_cuda_in_one_line(tmp_path, monkeypatch, capfd
 def test_gpu_check_bad_options_are_one_line_before_any_work(tmp_path, monkeypatch, capsys, extra, message):
     """Checked where CUDA is (made believed here): the error ends the command before the device is touched."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(bench, "gpu_check", lambda *a, **k: pytest.fail("the check ran"))
+    monkeypatch.setattr(bench_gpu, "gpu_check", lambda *a, **k: pytest.fail("the check ran"))
     with pytest.raises(SystemExit) as e:
         bench.main(["--gpu-check", "--out", str(tmp_path / "out"), *(x.format(tmp=tmp_path) for x in extra)])
     err = capsys.readouterr().err
@@ -173,12 +174,12 @@ CUDNN_KERNEL = "cudnn_generated_fort_native_sdpa_sm90_flash_fprop_wgmma_f16_knob
     ({"aten::mm", "aten::_softmax"}, {"triton_poi_fused_add_0", "sm90_xmma_gemm_bf16bf16"}, "none seen"),
 ])
 def test_attention_kernels_from_profiler_names(ops, kernels, expected):
-    assert bench.attention_kernels(ops, kernels) == expected
+    assert bench_gpu.attention_kernels(ops, kernels) == expected
 
 
 def test_an_autograd_node_name_is_not_an_attention_op():
-    assert bench.attention_family("ScaledDotProductFlashAttentionForCpuBackward0") is None
-    assert bench.attention_family("aten::scaled_dot_product_attention") is None   # the dispatcher, not a kernel
+    assert bench_gpu.attention_family("ScaledDotProductFlashAttentionForCpuBackward0") is None
+    assert bench_gpu.attention_family("aten::scaled_dot_product_attention") is None   # the dispatcher, not a kernel
 
 
 @pytest.mark.parametrize("backend,expected", [(None, "flash (CPU)"), ("MATH", "math")])
@@ -193,7 +194,7 @@ def test_profile_attention_names_the_kernel_that_ran(backend, expected):
         attn(x).square().mean().backward()
 
     with sdpa_kernel(getattr(SDPBackend, backend)) if backend else nullcontext():
-        assert bench.profile_attention(step, torch.device("cpu")) == expected
+        assert bench_gpu.profile_attention(step, torch.device("cpu")) == expected
 
 
 ROWS = [{"row": "rvm eager", "kind": "eager", "batch": 32, "ms_per_step": 123.456, "tokens_per_s": 123456.7,
@@ -207,53 +208,53 @@ META = {"date": "2026-12-07", "command": "python bench.py --gpu-check", "device"
 
 
 def test_gpu_table_formats_rows_and_dashes_what_a_row_lacks():
-    lines = bench.gpu_table(ROWS).splitlines()
+    lines = bench_gpu.gpu_table(ROWS).splitlines()
     assert len(lines) == 2 + len(ROWS) and lines[0].startswith("| row | batch | ms/step | x eager | tokens/s | MFU |")
     assert lines[2] == "| rvm eager | 32 | 123.5 | - | 123,457 | 41.2% | 12.35 | flash | 1.2 | 10 | ok |"
     # a failed command's message keeps the table's columns: its "|" is not a cell boundary
     assert lines[3] == "| evaluate.py probes | - | - | - | - | - | - | - | - | 3 | failed (exit 1): error: a / b |"
-    assert all(line.count("|") == len(bench.GPU_COLUMNS) + 1 for line in lines)
+    assert all(line.count("|") == len(bench_gpu.GPU_COLUMNS) + 1 for line in lines)
 
 
 def test_gpu_section_names_date_command_device_peak_and_progress():
-    done = bench.gpu_section(ROWS, META, ["DAVIS fixture: skipped, davis.py is not in this checkout"], done=True)
+    done = bench_gpu.gpu_section(ROWS, META, ["DAVIS fixture: skipped, davis.py is not in this checkout"], done=True)
     head = done.splitlines()[0]
     assert head == "## GPU check, 2026-12-07"
     for text in ("`python bench.py --gpu-check`", "NVIDIA H100 80GB HBM3", "torch 2.11.0+cu128", "812.3 TFLOP/s",
                  "8192 x 8192", "30 timed steps", "- DAVIS fixture: skipped"):
         assert text in done
     assert "In progress" not in done
-    assert "**In progress**: 3 of 5 rows so far." in bench.gpu_section(ROWS, {**META, "planned": 5}, [], done=False)
+    assert "**In progress**: 3 of 5 rows so far." in bench_gpu.gpu_section(ROWS, {**META, "planned": 5}, [], done=False)
 
 
 DOC = "# Performance\n\nIntro.\n\n## 2026-12-04, CPU\n\n| a |\n\n## 2026-12-03\n\nold\n"
 
 
 def test_the_gpu_section_goes_before_the_dated_sections_and_is_replaced_in_place():
-    first = bench.replace_section(DOC, "## GPU check, 2026-12-07\n\nfirst table\n")
+    first = bench_gpu.replace_section(DOC, "## GPU check, 2026-12-07\n\nfirst table\n")
     assert first == ("# Performance\n\nIntro.\n\n## GPU check, 2026-12-07\n\nfirst table\n\n"
                      "## 2026-12-04, CPU\n\n| a |\n\n## 2026-12-03\n\nold\n")
-    second = bench.replace_section(first, "## GPU check, 2026-12-09\n\nsecond table\n")
+    second = bench_gpu.replace_section(first, "## GPU check, 2026-12-09\n\nsecond table\n")
     assert second == first.replace("2026-12-07\n\nfirst", "2026-12-09\n\nsecond")
-    assert bench.replace_section(second, "## GPU check, 2026-12-09\n\nsecond table\n") == second
+    assert bench_gpu.replace_section(second, "## GPU check, 2026-12-09\n\nsecond table\n") == second
     # a file with no section after it, and an empty one
-    last = bench.replace_section("# P\n\ntext\n", "## GPU check, x\n\nt\n")
+    last = bench_gpu.replace_section("# P\n\ntext\n", "## GPU check, x\n\nt\n")
     assert last == "# P\n\ntext\n\n## GPU check, x\n\nt\n"
-    assert bench.replace_section(last, "## GPU check, y\n\nu\n") == "# P\n\ntext\n\n## GPU check, y\n\nu\n"
-    assert bench.replace_section("", "## GPU check, x\n") == "## GPU check, x\n"
+    assert bench_gpu.replace_section(last, "## GPU check, y\n\nu\n") == "# P\n\ntext\n\n## GPU check, y\n\nu\n"
+    assert bench_gpu.replace_section("", "## GPU check, x\n") == "## GPU check, x\n"
 
 
 def test_the_project_doc_has_one_gpu_section():
     with open(os.path.join(ROOT, "docs", "performance.md")) as f:
         text = f.read()
-    assert sum(line.startswith(bench.GPU_SECTION) for line in text.splitlines()) == 1
+    assert sum(line.startswith(bench_gpu.GPU_SECTION) for line in text.splitlines()) == 1
     assert "python bench.py --gpu-check" in text
 
 
 def test_the_command_rows_parse_under_their_tools(tmp_path):
     """train.py and evaluate.py accept the check's command lines (a renamed flag fails here, not on the GPU); the
     DAVIS row is there with davis.py and says why it is not without it."""
-    plan, note = bench.command_plan("small", "cuda", str(tmp_path))
+    plan, note = bench_gpu.command_plan("small", "cuda", str(tmp_path))
     assert note is None and [len(cmds) for _, _, cmds, _ in plan] == [1, 1, 2]
     [train_cmd], [eval_cmd], [fixture_cmd, davis_cmd] = (cmds for _, _, cmds, _ in plan)
     assert train.get_parser().parse_args(train_cmd[2:]).preset == "small"
@@ -263,7 +264,7 @@ def test_the_command_rows_parse_under_their_tools(tmp_path):
     bench_root = bench.ROOT
     try:
         bench.ROOT = str(tmp_path)
-        plan, note = bench.command_plan("small", "cuda", str(tmp_path))
+        plan, note = bench_gpu.command_plan("small", "cuda", str(tmp_path))
     finally:
         bench.ROOT = bench_root
     assert len(plan) == 2 and note == "DAVIS fixture: skipped, davis.py is not in this checkout"
@@ -293,8 +294,8 @@ def fake_peak(monkeypatch):
 
 def test_gpu_check_eager_row_on_the_cpu_writes_json_and_docs(tmp_path, capsys, fake_peak):
     args = check_args(tmp_path)
-    rows = bench.gpu_check(args, torch.device("cpu"), str(tmp_path), ["--gpu-check"], names=["siammae"],
-                           kinds=("eager",), configs={"siammae": one_block("siammae")})
+    rows = bench_gpu.gpu_check(args, torch.device("cpu"), str(tmp_path), ["--gpu-check"], names=["siammae"],
+                               kinds=("eager",), configs={"siammae": one_block("siammae")})
     said = capsys.readouterr().out
     [row] = rows
     assert row["status"] == "ok" and row["attention"] == "flash (CPU)" and row["batch"] == 2
@@ -313,9 +314,9 @@ def test_a_failing_row_is_reported_and_the_check_goes_on(tmp_path, monkeypatch, 
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB\nmore lines")
         return {"ms_per_step": {"eager": 2.0, "compile": 1.0}[mode], "mfu": 0.5, "attention": "flash"}
 
-    monkeypatch.setattr(bench, "check_train_row", fail_rvm)
-    rows = bench.gpu_check(check_args(tmp_path), torch.device("cpu"), str(tmp_path), [], names=["rvm", "sigma"],
-                           kinds=("eager", "compile"))
+    monkeypatch.setattr(bench_gpu, "check_train_row", fail_rvm)
+    rows = bench_gpu.gpu_check(check_args(tmp_path), torch.device("cpu"), str(tmp_path), [], names=["rvm", "sigma"],
+                               kinds=("eager", "compile"))
     assert [r["status"] for r in rows] == ["failed: OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB",
                                            "ok", "failed: OutOfMemoryError: CUDA out of memory. Tried to allocate "
                                            "2.00 GiB", "ok"]
@@ -324,9 +325,9 @@ def test_a_failing_row_is_reported_and_the_check_goes_on(tmp_path, monkeypatch, 
 
 
 def test_rows_that_do_not_fit_the_budget_are_skipped_and_say_so(tmp_path, monkeypatch, fake_peak):
-    monkeypatch.setattr(bench, "check_train_row", lambda *a: pytest.fail("a row ran past the budget"))
-    rows = bench.gpu_check(check_args(tmp_path, budget=5), torch.device("cpu"), str(tmp_path), [],
-                           names=["rvm"], kinds=("eager", "compile"))
+    monkeypatch.setattr(bench_gpu, "check_train_row", lambda *a: pytest.fail("a row ran past the budget"))
+    rows = bench_gpu.gpu_check(check_args(tmp_path, budget=5), torch.device("cpu"), str(tmp_path), [],
+                               names=["rvm"], kinds=("eager", "compile"))
     assert [r["status"] for r in rows] == ["skipped: it would end past the 5 s budget"] * 2
     assert "| rvm compile | - |" in (tmp_path / "performance.md").read_text()
 
@@ -339,14 +340,14 @@ def test_gpu_check_fsdp2_row_makes_its_own_one_process_group(tmp_path):
     (gloo's exit race, DISTRIBUTED.md gotcha 1)."""
     code = f"""
 import json, os, sys, torch
-import bench, torch.distributed as dist
+import bench, bench_gpu, torch.distributed as dist
 sys.path.insert(0, {os.path.join(ROOT, 'tests')!r})
 import test_gpu_paths as t
 import pathlib
 torch.set_num_threads(1)
 bench.matmul_peak = lambda device, dtype: 1e12
-rows = bench.gpu_check(t.check_args(pathlib.Path({str(tmp_path)!r})), torch.device("cpu"), {str(tmp_path)!r}, [],
-                       names=["sigma"], kinds=("fsdp2",), configs={{"sigma": t.one_block("sigma")}})
+rows = bench_gpu.gpu_check(t.check_args(pathlib.Path({str(tmp_path)!r})), torch.device("cpu"), {str(tmp_path)!r}, [],
+                           names=["sigma"], kinds=("fsdp2",), configs={{"sigma": t.one_block("sigma")}})
 print(json.dumps({{"rows": rows, "group_left": dist.is_initialized()}}))
 sys.stdout.flush()
 os._exit(0)
